@@ -1,0 +1,32 @@
+"""Resolve config names to classes through import strings, so naming a light scorer
+never imports torch (the uvicorn way of keeping `--help` fast)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from detectors.errors import DetectorError
+
+
+def load_object(import_string: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, _, attribute = import_string.partition(":")
+    if not module_name or not attribute:
+        raise DetectorError(f"import string {import_string!r} must look like 'module:attribute'")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError as exc:
+        raise DetectorError(f"{module_name!r} has no attribute {attribute!r}") from exc
+
+
+def resolve(registry: Mapping[str, str], name: str, kind: str) -> Any:
+    """Look ``name`` up in ``registry``; an unknown name lists the known ones."""
+    try:
+        import_string = registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise DetectorError(f"unknown {kind} {name!r}; known: {known}") from None
+    return load_object(import_string)

@@ -1,0 +1,190 @@
+"""``alignwatch`` command line. Imports nothing heavy until a command needs it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.daemon import Daemon
+
+log = logging.getLogger("alignwatch")
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alignwatch", description="Monitor deployed ML and LLM systems from their logs."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, type=Path, help="YAML config file")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.set_defaults(handler=_run)
+
+    replay = commands.add_parser(
+        "replay", help="process a JSONL file to the end, evaluate every window, print a summary"
+    )
+    replay.add_argument("--config", required=True, type=Path, help="YAML config file")
+    replay.add_argument("input", type=Path, help="JSON-lines file of log records")
+    replay.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    replay.add_argument(
+        "--store",
+        default=":memory:",
+        help="SQLite file to keep the replay's state in (default: in memory, discarded)",
+    )
+    replay.add_argument(
+        "--dead-letters",
+        type=Path,
+        default=None,
+        help="JSONL file for dead letters (default: dead_letter.path from the config)",
+    )
+    replay.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    replay.set_defaults(handler=_replay)
+
+    check = commands.add_parser("check-config", help="validate a config file and its scorers")
+    check.add_argument("config", type=Path)
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def _load(path: Path, level_override: str | None = None) -> Config:
+    from monitor.config import load_config
+    from monitor.logs import configure
+
+    config = load_config(path)
+    configure(level_override or config.logging.level)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from monitor.errors import AlignwatchError, ConfigError
+
+    try:
+        config = _load(args.config)
+        from monitor.daemon import Daemon
+        from monitor.progress import Progress
+
+        finite = config.source.type == "file" and config.source.file is not None
+        finite = finite and not config.source.file.follow
+        progress = Progress() if finite and not args.quiet else None
+        daemon = Daemon(config, on_batch=progress)
+        code = daemon.run()
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except AlignwatchError as exc:
+        return _fail(str(exc), 1)
+    if progress is not None:
+        progress.finish(daemon.pipeline.totals)
+    if daemon.end_of_input:
+        _print_summary(daemon)
+    return code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from monitor.errors import AlignwatchError, ConfigError
+
+    try:
+        config = _load(args.config, "WARNING" if args.json else None)
+        from monitor.config import DeadLetterConfig, FileSourceConfig, SourceConfig
+        from monitor.daemon import Daemon
+        from monitor.progress import Progress
+
+        if not args.input.is_file():
+            raise ConfigError(f"input: no such file {args.input}")
+        config = config.model_copy(
+            update={
+                "source": SourceConfig(type="file", file=FileSourceConfig(path=args.input)),
+                "store": config.store.model_copy(update={"path": Path(args.store)}),
+                "dead_letter": DeadLetterConfig(
+                    type="file", path=args.dead_letters or config.dead_letter.path
+                ),
+            }
+        )
+        progress = None if args.quiet else Progress()
+        daemon = Daemon(config, scheduled=False, serve_metrics=False, on_batch=progress)
+        code = daemon.run()
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except AlignwatchError as exc:
+        return _fail(str(exc), 1)
+    if progress is not None:
+        progress.finish(daemon.pipeline.totals)
+    if args.json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(summary(daemon)).decode() + "\n")
+    else:
+        _print_summary(daemon)
+    return code
+
+
+def summary(daemon: Daemon) -> dict[str, Any]:
+    """The documented ``replay --json`` document."""
+    records = daemon.pipeline.totals.summary()
+    windows = [
+        {
+            "start": window.iso_start(),
+            "end": window.iso_end(),
+            "count": result["metrics"]["count"],
+            "metrics": result["metrics"],
+            "drift": result["drift"],
+            "alerts": result["alerts"],
+        }
+        for window, result in daemon.final_results
+    ]
+    return {"records": records, "windows": windows}
+
+
+def _print_summary(daemon: Daemon) -> None:
+    document = summary(daemon)
+    records = document["records"]
+    print("records: " + ", ".join(f"{key} {value:,}" for key, value in records.items()))
+    for window in document["windows"]:
+        metrics = window["metrics"]
+        shown = ", ".join(
+            f"{name} {value:.3g}"
+            for name, value in metrics.items()
+            if value is not None and (name == "count" or name.endswith(("_mean", "_count")))
+        )
+        print(f"{window['start']} .. {window['end']}: {shown}")
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
+    from monitor.errors import ConfigError
+    from monitor.scoring import build_scorers
+
+    try:
+        config = load_config(args.config)
+        build_scorers(config.scorers)
+        if config.source.type == "kafka":
+            from monitor.sources.kafka import consumer_options
+
+            assert config.source.kafka is not None
+            consumer_options(config.source.kafka)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    print(f"{args.config}: OK")
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"alignwatch: error: {message}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

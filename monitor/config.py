@@ -1,0 +1,223 @@
+"""Configuration: pydantic models validated once at start-up.
+
+Every key is documented in ``config/example.yaml``. Unknown keys are errors, and every
+error names the offending key. Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _seconds(value: Any) -> Any:
+    """Durations are numbers of seconds or strings such as ``"250ms"``, ``"5m"``, ``"7d"``."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"expected a duration such as 30s, 5m, 1h or 7d, got {value!r}")
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSourceConfig(_Strict):
+    path: Path
+    follow: bool = False
+    poll_interval: PositiveDuration = 0.5
+
+
+class KafkaSourceConfig(_Strict):
+    bootstrap_servers: list[str] = Field(min_length=1)
+    topics: list[str] = Field(min_length=1)
+    group_id: str = "alignwatch"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    client_options: dict[str, Any] = Field(default_factory=dict)
+    lag_interval: PositiveDuration = 10.0
+
+
+class SourceConfig(_Strict):
+    type: Literal["file", "kafka"] = "file"
+    file: FileSourceConfig | None = None
+    kafka: KafkaSourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _settings_for_type(self) -> SourceConfig:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"source.type is {self.type!r} but source.{self.type} is missing")
+        return self
+
+
+class RecordsConfig(_Strict):
+    max_bytes: int = Field(default=1_048_576, gt=0)
+    max_future: Duration = 86400.0
+
+
+class DeadLetterConfig(_Strict):
+    type: Literal["auto", "file", "kafka"] = "auto"
+    path: Path = Path("dead_letters.jsonl")
+    topic: str | None = None
+
+
+class BatchConfig(_Strict):
+    max_size: int = Field(default=256, gt=0, le=100_000)
+    max_wait: Duration = 0.5
+
+
+class ScorerConfig(_Strict):
+    type: str
+    name: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def instance_name(self) -> str:
+        return self.name or self.type
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
+        return value
+
+
+class WindowsConfig(_Strict):
+    size: PositiveDuration = 300.0
+    allowed_lateness: Duration = 60.0
+    idle_close_after: PositiveDuration | None = None
+
+
+class EvaluationConfig(_Strict):
+    interval: PositiveDuration = 10.0
+    quantiles: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.5, 0.9, 0.99]
+    )
+
+
+class StoreConfig(_Strict):
+    type: Literal["sqlite"] = "sqlite"
+    path: Path = Path("alignwatch.db")
+    retention: PositiveDuration = 7 * 86400.0
+
+
+class MetricsConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class RuntimeConfig(_Strict):
+    shutdown_timeout: PositiveDuration = 30.0
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Strict):
+    source: SourceConfig
+    records: RecordsConfig = RecordsConfig()
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
+    batch: BatchConfig = BatchConfig()
+    scorers: list[ScorerConfig] = Field(min_length=1)
+    windows: WindowsConfig = WindowsConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    store: StoreConfig = StoreConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _unique_scorer_names(self) -> Config:
+        seen: set[str] = set()
+        for scorer in self.scorers:
+            if scorer.instance_name in seen:
+                raise ValueError(
+                    f"two scorers are named {scorer.instance_name!r}; give one a distinct 'name'"
+                )
+            seen.add(scorer.instance_name)
+        return self
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config; any problem raises ConfigError."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return parse_config(document, base_dir=path.resolve().parent, origin=str(path))
+
+
+def parse_config(document: dict[str, Any], base_dir: Path, origin: str = "config") -> Config:
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_describe(exc)}") from None
+    return _resolve_paths(config, base_dir)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = _key_path(error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (check the spelling against config/example.yaml)")
+        elif error["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {message} (got {error.get('input')!r})")
+    return "; ".join(lines)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _resolve_paths(config: Config, base_dir: Path) -> Config:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    updates: dict[str, Any] = {
+        "store": config.store.model_copy(update={"path": absolute(config.store.path)}),
+        "dead_letter": config.dead_letter.model_copy(
+            update={"path": absolute(config.dead_letter.path)}
+        ),
+    }
+    if config.source.file is not None:
+        file_source = config.source.file.model_copy(
+            update={"path": absolute(config.source.file.path)}
+        )
+        updates["source"] = config.source.model_copy(update={"file": file_source})
+    return config.model_copy(update=updates)

@@ -1,0 +1,263 @@
+"""The daemon: ``startup()``, ``main_loop()``, ``shutdown()`` (the uvicorn shape).
+
+Per micro-batch, in this order:
+  1. collect raw messages from the source (max size, max wait);
+  2. drop messages of partitions a rebalance took away (their next owner re-reads them);
+  3. parse, score and assign windows (nothing persisted yet);
+  4. write everything to the store in one transaction (records, dead letters, watermark,
+     positions, closed windows), retrying while the store fails;
+  5. deliver the batch's dead letters and wait until they are durable, retrying likewise;
+  6. only then commit the source positions.
+A crash anywhere before 6 re-delivers the batch; the store counts re-delivered records
+as duplicates, so windows are neither short nor double-counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from monitor.config import Config
+from monitor.errors import AlignwatchError
+from monitor.evaluation import Evaluator
+from monitor.metrics import Metrics
+from monitor.pipeline import Pipeline, Totals
+from monitor.records import RawMessage
+from monitor.scoring import ScoringStage, build_scorers
+from monitor.sinks.dead_letter import DeadLetterSink, open_dead_letter_sink
+from monitor.sources import Source, open_source
+from monitor.store import BatchOutcome, Store, open_store
+from monitor.windows import Window
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MAX_RETRY_DELAY = 30.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: CollectorRegistry | None = None,
+        scheduled: bool = True,
+        serve_metrics: bool = True,
+        on_batch: Callable[[Totals], None] | None = None,
+    ):
+        self.config = config
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self._scheduled = scheduled
+        self._serve_metrics = serve_metrics
+        self._on_batch = on_batch
+        self.should_exit = threading.Event()
+        self.end_of_input = False
+        self._signals_seen = 0
+        self._watermark_ms: int | None = None
+        self._resources: list[Callable[[], Any]] = []
+        # Every evaluated window, read back once the input has ended (replay and finite runs).
+        self.final_results: list[tuple[Window, dict[str, Any]]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until the input ends or a signal asks to stop; 0 on a clean stop."""
+        self.startup()
+        try:
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return 0 if self.evaluator.failures == 0 else 1
+
+    def startup(self) -> None:
+        config = self.config
+        scorers = build_scorers(config.scorers)
+        self.store: Store = open_store(config.store)
+        self._resources.append(self.store.close)
+        state = self.store.load_state()
+        self.pipeline = Pipeline(
+            scoring=ScoringStage(scorers, self.metrics),
+            metrics=self.metrics,
+            window_ms=int(config.windows.size * 1000),
+            lateness_ms=int(config.windows.allowed_lateness * 1000),
+            max_bytes=config.records.max_bytes,
+            max_future_ms=int(config.records.max_future * 1000),
+            state=state,
+        )
+        self.evaluator = Evaluator(self.store, self.metrics, config.evaluation.quantiles)
+        self.dead_letters: DeadLetterSink = open_dead_letter_sink(config)
+        self._resources.append(self.dead_letters.close)
+        self.source: Source = open_source(config, state.positions)
+        self._resources.append(self.source.close)
+        if self._serve_metrics and config.metrics.port:
+            server, _ = start_http_server(
+                config.metrics.port, config.metrics.host, registry=self.metrics.registry
+            )
+            self._resources.append(server.shutdown)
+        if self._scheduled:
+            self._start_scheduler()
+        self._install_signal_handlers()
+        log.info(
+            "alignwatch started",
+            extra={"source": config.source.type, "scorers": [s.name for s in scorers]},
+        )
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._scheduled_evaluation,
+            "interval",
+            seconds=self.config.evaluation.interval,
+            max_instances=1,
+            coalesce=True,
+            id="evaluate-closed-windows",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def _scheduled_evaluation(self) -> None:
+        self.evaluator.evaluate_pending()
+        retention_ms = int(self.config.store.retention * 1000)
+        watermark = self._watermark_ms  # set by the main thread after each batch
+        if watermark is not None:
+            self.store.prune(watermark - retention_ms, int(time.time() * 1000) - retention_ms)
+
+    def main_loop(self) -> None:
+        idle_since = time.monotonic()
+        while not self.should_exit.is_set():
+            messages = self._collect()
+            if messages:
+                self._process(messages)
+                idle_since = time.monotonic()
+            elif self.source.exhausted:
+                self.end_of_input = True
+                break
+            elif self._close_idle_windows(idle_since):
+                idle_since = time.monotonic()
+            self.metrics.set_lag(self.source.lag())
+
+    def shutdown(self) -> None:
+        """Stop the scheduler, evaluate what the end of input closed, release everything."""
+        watchdog = threading.Timer(self.config.runtime.shutdown_timeout, self._force_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            scheduler = getattr(self, "_scheduler", None)
+            if scheduler is not None:
+                scheduler.shutdown(wait=True)
+            if self.end_of_input:
+                self.store.close_all_open()
+            if hasattr(self, "evaluator"):
+                self.evaluator.evaluate_pending()
+            if self.end_of_input:
+                self.final_results = self.store.results()
+        finally:
+            for release in reversed(self._resources):
+                try:
+                    release()
+                except Exception:
+                    log.exception("error while releasing a resource at shutdown")
+            self._resources.clear()
+            watchdog.cancel()
+            self._restore_signal_handlers()
+        if hasattr(self, "pipeline"):
+            log.info("alignwatch stopped", extra=self.pipeline.totals.summary())
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def _collect(self) -> list[RawMessage]:
+        batch = self.config.batch
+        deadline = time.monotonic() + batch.max_wait
+        messages: list[RawMessage] = []
+        while len(messages) < batch.max_size and not self.should_exit.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            polled = self.source.poll(batch.max_size - len(messages), remaining)
+            messages.extend(polled)
+            if not polled and self.source.exhausted:
+                break
+        revoked = self.source.take_revoked()
+        if revoked:
+            self.pipeline.forget(revoked)
+            messages = [m for m in messages if m.position.partition not in revoked]
+        return messages
+
+    def _process(self, messages: list[RawMessage]) -> None:
+        started = time.perf_counter()
+        write = self.pipeline.prepare(messages)
+        outcome: BatchOutcome = self._retry("store write", lambda: self.store.write_batch(write))
+        letters = [letter for letter, _ in write.dead_letters] + list(outcome.late)
+        if letters:
+            self._retry("dead-letter delivery", lambda: self._deliver(letters))
+        self.source.commit(write.positions)
+        self.pipeline.record_outcome(outcome)
+        self._watermark_ms = self.pipeline.watermark.value
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(messages))
+        if self._on_batch is not None:
+            self._on_batch(self.pipeline.totals)
+
+    def _deliver(self, letters: list[Any]) -> None:
+        self.dead_letters.add(letters)
+        self.dead_letters.flush()
+
+    def _retry(self, what: str, action: Callable[[], T]) -> T:
+        """Repeat ``action`` with capped backoff: stopping beats losing data."""
+        delay = 0.5
+        while True:
+            try:
+                return action()
+            except AlignwatchError as exc:
+                if self.should_exit.is_set():
+                    raise
+                log.error("%s failed; retrying", what, extra={"error": str(exc), "retry_in": delay})
+                self.should_exit.wait(delay)
+                delay = min(delay * 2, _MAX_RETRY_DELAY)
+
+    def _close_idle_windows(self, idle_since: float) -> bool:
+        """With ``windows.idle_close_after`` set, a quiet source lets event time follow the
+        wall clock, so the last window of a burst still closes."""
+        idle_after = self.config.windows.idle_close_after
+        if idle_after is None or time.monotonic() - idle_since < idle_after:
+            return False
+        self.pipeline.watermark.advance_to(int(time.time() * 1000))
+        write = self.pipeline.prepare([])
+        self._retry("store write", lambda: self.store.write_batch(write))
+        return True
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_handlers = {
+            sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, handler in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(sig, handler)
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            self._force_exit()
+        log.info("stop requested; draining", extra={"signal": signal.Signals(signum).name})
+        self.should_exit.set()
+
+    def _force_exit(self) -> None:
+        """Second signal or a drain past runtime.shutdown_timeout: uncommitted work is re-read."""
+        log.error("forced exit before the drain finished")
+        os._exit(1)

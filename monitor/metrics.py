@@ -1,0 +1,97 @@
+"""Prometheus metrics on an injected registry (no module-level globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric the daemon exports. Counters count processing events (at-least-once)."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.consumed = Counter(
+            "alignwatch_records_consumed", "Messages read from the source.", registry=registry
+        )
+        self.invalid = Counter(
+            "alignwatch_records_invalid",
+            "Messages dead-lettered, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.scored = Counter(
+            "alignwatch_records_scored", "Records scored by every scorer.", registry=registry
+        )
+        self.late = Counter(
+            "alignwatch_records_late",
+            "Valid records whose window had already closed (dead-lettered as late).",
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "alignwatch_records_duplicate",
+            "Re-delivered records already counted in their window.",
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "alignwatch_batch_duration_seconds",
+            "Time to parse, score and persist one micro-batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "alignwatch_batch_size_records",
+            "Messages per micro-batch.",
+            buckets=(1, 8, 32, 64, 128, 256, 512, 1024, 4096),
+            registry=registry,
+        )
+        self.scorer_seconds = Histogram(
+            "alignwatch_scorer_duration_seconds",
+            "Time one scorer spends on one micro-batch.",
+            ["scorer"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "alignwatch_consumer_lag_records",
+            "Messages behind the end of the log, per partition.",
+            ["partition"],
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "alignwatch_watermark_timestamp_seconds",
+            "Event-time watermark (Unix seconds).",
+            registry=registry,
+        )
+        self.windows_evaluated = Counter(
+            "alignwatch_windows_evaluated", "Windows evaluated.", registry=registry
+        )
+        self.evaluation_errors = Counter(
+            "alignwatch_evaluation_errors",
+            "Window evaluations that failed and will be retried.",
+            registry=registry,
+        )
+        self.window_metric = Gauge(
+            "alignwatch_window_metric",
+            "Aggregates of the most recently evaluated window.",
+            ["metric"],
+            registry=registry,
+        )
+        self.window_end = Gauge(
+            "alignwatch_window_end_timestamp_seconds",
+            "End of the most recently evaluated window (Unix seconds).",
+            registry=registry,
+        )
+
+    def set_lag(self, lag: Mapping[str, int]) -> None:
+        for partition, value in lag.items():
+            self.lag.labels(partition=partition).set(value)
+
+    def set_window(self, end_ms: int, metrics: Mapping[str, float | None]) -> None:
+        self.window_end.set(end_ms / 1000)
+        for name, value in metrics.items():
+            if value is not None:
+                self.window_metric.labels(metric=name).set(value)

@@ -1,0 +1,110 @@
+"""The scoring stage: every configured scorer over one micro-batch.
+
+A scorer that fails on a batch is retried record by record, so one poisonous text
+dead-letters alone instead of taking its batch (or the daemon) down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors import DetectorError
+from detectors.scorers import Scorer, create_scorer, output_names
+from monitor.config import ScorerConfig
+from monitor.errors import ConfigError
+from monitor.metrics import Metrics
+from monitor.records import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedScorer:
+    name: str
+    scorer: Scorer
+    outputs: tuple[str, ...]
+
+
+def build_scorers(configs: Sequence[ScorerConfig]) -> list[NamedScorer]:
+    """Instantiate configured scorers; a bad one raises ConfigError naming its key."""
+    built: list[NamedScorer] = []
+    seen: dict[str, str] = {}
+    for index, config in enumerate(configs):
+        try:
+            scorer = create_scorer(config.type, config.options)
+        except DetectorError as exc:
+            raise ConfigError(f"scorers[{index}]: {exc}") from None
+        outputs = output_names(config.instance_name, scorer)
+        for output in outputs:
+            if output in seen:
+                raise ConfigError(
+                    f"scorers[{index}]: output {output!r} is also produced by {seen[output]!r}"
+                )
+            seen[output] = config.instance_name
+        built.append(NamedScorer(config.instance_name, scorer, outputs))
+    return built
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringFailure:
+    record: Record
+    detail: str
+
+
+class ScoringStage:
+    def __init__(self, scorers: Sequence[NamedScorer], metrics: Metrics):
+        self.scorers = list(scorers)
+        self._metrics = metrics
+
+    def score(
+        self, records: Sequence[Record]
+    ) -> tuple[list[tuple[Record, dict[str, float]]], list[ScoringFailure]]:
+        """Scores per record (input order kept) and the records no scorer could score."""
+        rows: list[dict[str, float]] = [{} for _ in records]
+        failed: dict[int, str] = {}
+        for named in self.scorers:
+            started = time.perf_counter()
+            try:
+                self._apply(named, records, rows, range(len(records)))
+            except Exception as exc:
+                log.warning(
+                    "scorer failed on a batch; retrying record by record",
+                    extra={"scorer": named.name, "error": repr(exc)},
+                )
+                for index in range(len(records)):
+                    if index in failed:
+                        continue
+                    try:
+                        self._apply(named, [records[index]], rows, [index])
+                    except Exception as record_exc:
+                        failed[index] = f"scorer {named.name!r} failed: {record_exc!r}"[:500]
+            self._metrics.scorer_seconds.labels(scorer=named.name).observe(
+                time.perf_counter() - started
+            )
+        scored = [(r, rows[i]) for i, r in enumerate(records) if i not in failed]
+        failures = [ScoringFailure(records[i], detail) for i, detail in sorted(failed.items())]
+        return scored, failures
+
+    @staticmethod
+    def _apply(
+        named: NamedScorer,
+        records: Sequence[Record],
+        rows: list[dict[str, float]],
+        indices: Sequence[int],
+    ) -> None:
+        results = named.scorer.score(records)
+        for suffix, output in zip(named.scorer.outputs, named.outputs, strict=True):
+            values = np.asarray(results[suffix], dtype=np.float64)
+            if values.shape != (len(records),):
+                raise DetectorError(
+                    f"scorer {named.name!r} returned shape {values.shape} for {output!r}, "
+                    f"expected ({len(records)},)"
+                )
+            for index, value in zip(indices, values.tolist(), strict=True):
+                rows[index][output] = value if math.isfinite(value) else math.nan

@@ -1,0 +1,1 @@
+"""Where results leave the daemon: dead letters now; alerts and triggers later."""

@@ -1,0 +1,34 @@
+"""The source contract: raw messages with positions out, safe positions committed back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from monitor.records import RawMessage
+
+
+class Source(Protocol):
+    """Yields raw messages; commits only positions the daemon says are durably accounted for.
+
+    Positions are per partition: the offset of the next message to read.
+    """
+
+    def poll(self, max_records: int, timeout: float) -> list[RawMessage]: ...
+
+    def commit(self, positions: Mapping[str, int]) -> None: ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a finite source has nothing more to give."""
+        ...
+
+    def take_revoked(self) -> set[str]:
+        """Partitions taken away since the last call; their uncommitted messages must go."""
+        ...
+
+    def lag(self) -> dict[str, int]:
+        """Messages not yet read, per partition, where the source can tell."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,145 @@
+"""Kafka source: one member of a consumer group, committing only what the store holds.
+
+Offsets are committed by hand (``enable_auto_commit`` is forced off) after each batch is
+durable; a crash in between re-delivers records, which the store counts as duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.config import Config, KafkaSourceConfig
+from monitor.errors import ConfigError
+from monitor.records import Position, RawMessage
+
+log = logging.getLogger(__name__)
+
+# Options the daemon owns: setting them through client_options would break its guarantees.
+_RESERVED = frozenset(
+    {
+        "bootstrap_servers",
+        "group_id",
+        "enable_auto_commit",
+        "auto_offset_reset",
+        "key_deserializer",
+        "value_deserializer",
+    }
+)
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    topic, _, partition = key.rpartition(":")
+    return topic, int(partition)
+
+
+def consumer_options(config: KafkaSourceConfig) -> dict[str, Any]:
+    """Validated keyword arguments for ``KafkaConsumer``."""
+    from kafka import KafkaConsumer
+
+    for key in config.client_options:
+        if key in _RESERVED:
+            raise ConfigError(
+                f"source.kafka.client_options.{key}: set by alignwatch itself; "
+                "use the matching source.kafka key instead, if there is one"
+            )
+        if key not in KafkaConsumer.DEFAULT_CONFIG:
+            raise ConfigError(f"source.kafka.client_options.{key}: not a kafka-python option")
+    return {
+        **config.client_options,
+        "bootstrap_servers": config.bootstrap_servers,
+        "group_id": config.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": config.auto_offset_reset,
+    }
+
+
+class KafkaSource:
+    def __init__(self, config: KafkaSourceConfig):
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        self._config = config
+        self._consumer = KafkaConsumer(**consumer_options(config))
+        self._revoked: set[str] = set()
+        source = self
+
+        class _Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                keys = {partition_key(tp.topic, tp.partition) for tp in revoked}
+                source._revoked |= keys
+                log.info("partitions revoked", extra={"partitions": sorted(keys)})
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                keys = sorted(partition_key(tp.topic, tp.partition) for tp in assigned)
+                log.info("partitions assigned", extra={"partitions": keys})
+
+        self._consumer.subscribe(topics=list(config.topics), listener=_Listener())
+        self._lag: dict[str, int] = {}
+        self._lag_checked = 0.0
+
+    def poll(self, max_records: int, timeout: float) -> list[RawMessage]:
+        batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [
+            RawMessage(
+                message.value if message.value is not None else b"",
+                Position(partition_key(tp.topic, tp.partition), message.offset),
+                message.offset + 1,
+            )
+            for tp, messages in batches.items()
+            for message in messages
+        ]
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import CommitFailedError
+
+        if not positions:
+            return
+        offsets = {
+            TopicPartition(*split_key(key)): OffsetAndMetadata(offset, "", -1)
+            for key, offset in positions.items()
+        }
+        try:
+            self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # A rebalance took the partitions; their next owner re-reads from the last commit.
+            log.warning("offset commit refused after a rebalance", extra={"error": str(exc)})
+
+    @property
+    def exhausted(self) -> bool:
+        return False
+
+    def take_revoked(self) -> set[str]:
+        revoked, self._revoked = self._revoked, set()
+        return revoked
+
+    def lag(self) -> dict[str, int]:
+        """Records behind the log end per partition, refreshed at most every lag_interval."""
+        now = time.monotonic()
+        if now - self._lag_checked >= self._config.lag_interval:
+            self._lag_checked = now
+            assigned = list(self._consumer.assignment())
+            if assigned:
+                ends = self._consumer.end_offsets(assigned)
+                self._lag = {
+                    partition_key(tp.topic, tp.partition): max(
+                        0, ends[tp] - self._consumer.position(tp)
+                    )
+                    for tp in assigned
+                }
+        return self._lag
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def from_config(config: Config, start_positions: Mapping[str, int]) -> KafkaSource:
+    """Kafka resumes from its group's committed offsets; ``start_positions`` is not used."""
+    assert config.source.kafka is not None  # guaranteed by SourceConfig's validator
+    return KafkaSource(config.source.kafka)

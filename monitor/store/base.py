@@ -1,0 +1,67 @@
+"""The store contract. SQLite implements it today; a shared database can later."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.records import DeadLetter, Record
+from monitor.windows import Window, WindowContents
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRecord:
+    record: Record
+    window: Window
+    scores: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """One micro-batch's effects, persisted in a single transaction."""
+
+    on_time: Sequence[ScoredRecord]
+    # Records whose window had closed: duplicates of stored ones, otherwise late.
+    late_candidates: Sequence[tuple[ScoredRecord, bytes]]  # with the original message bytes
+    dead_letters: Sequence[tuple[DeadLetter, Window | None]]
+    watermark: Mapping[str, int]
+    positions: Mapping[str, int]  # next offset to read, per partition
+    close_through_ms: int | None  # windows whose end is at or before this are closed
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    accepted: int
+    duplicates: int
+    late: Sequence[DeadLetter] = field(default_factory=tuple)
+    new_dead_letters: int = 0
+    closed: Sequence[Window] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedState:
+    watermark: Mapping[str, int]
+    positions: Mapping[str, int]
+
+
+class Store(Protocol):
+    """Durable window state. Every method is safe to call from the scheduler's thread."""
+
+    def load_state(self) -> SavedState: ...
+
+    def write_batch(self, batch: BatchWrite) -> BatchOutcome: ...
+
+    def close_all_open(self) -> list[Window]: ...
+
+    def pending_windows(self) -> list[Window]: ...
+
+    def window_contents(self, window: Window) -> WindowContents: ...
+
+    def save_result(self, window: Window, result: Mapping[str, Any]) -> None: ...
+
+    def results(self) -> list[tuple[Window, dict[str, Any]]]: ...
+
+    def prune(self, windows_before_ms: int, letters_before_ms: int) -> int: ...
+
+    def close(self) -> None: ...

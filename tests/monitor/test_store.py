@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.records import DeadLetter, DeadLetterReason, Position, Record
+from monitor.store import BatchWrite, ScoredRecord
+from monitor.store.sqlite import SQLiteStore
+from monitor.windows import Window, window_of
+
+SIZE = 300_000
+
+
+def _scored(record_id: str, ts_ms: int, offset: int) -> ScoredRecord:
+    record = Record(record_id, ts_ms, "m", "p", "r", Position("f", offset), {"segment": "a"})
+    return ScoredRecord(record, window_of(ts_ms, SIZE), {"score": float(offset)})
+
+
+def _write(store: SQLiteStore, on_time=(), *, late=(), letters=(), close=None, positions=None):
+    return store.write_batch(
+        BatchWrite(
+            on_time=list(on_time),
+            late_candidates=[(s, b"raw") for s in late],
+            dead_letters=list(letters),
+            watermark={"f": 1},
+            positions=positions or {"f": 10},
+            close_through_ms=close,
+        )
+    )
+
+
+def test_redelivered_records_are_duplicates_not_second_counts(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    first = _write(store, [_scored("a", 1_000, 0), _scored("b", 2_000, 1)])
+    again = _write(store, [_scored("a", 1_000, 0), _scored("c", 3_000, 2)])
+    assert (first.accepted, first.duplicates) == (2, 0)
+    assert (again.accepted, again.duplicates) == (1, 1)
+    store.close_all_open()
+    contents = store.window_contents(Window(0, SIZE))
+    assert contents.count == 3
+    assert sorted(contents.scores["score"].tolist()) == [0.0, 1.0, 2.0]
+
+
+def test_same_id_in_two_windows_counts_in_each(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    outcome = _write(store, [_scored("a", 1_000, 0), _scored("a", SIZE + 1, 1)])
+    assert outcome.accepted == 2
+
+
+def test_late_candidate_is_duplicate_when_already_stored_else_late(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    _write(store, [_scored("a", 1_000, 0)])
+    outcome = _write(store, late=[_scored("a", 1_000, 0), _scored("z", 1_500, 5)])
+    assert outcome.duplicates == 1
+    assert [letter.record_id for letter in outcome.late] == ["z"]
+    assert outcome.late[0].reason is DeadLetterReason.LATE
+    assert store.window_contents(Window(0, SIZE)).late_count == 1
+
+
+def test_state_positions_and_closing_are_persisted(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    outcome = _write(
+        store, [_scored("a", 1_000, 0), _scored("b", SIZE + 5, 1)], close=SIZE, positions={"f": 99}
+    )
+    assert list(outcome.closed) == [Window(0, SIZE)]
+    store.close()
+    reopened = SQLiteStore(tmp_path / "s.db")
+    assert reopened.load_state().positions == {"f": 99}
+    assert reopened.pending_windows() == [Window(0, SIZE)]
+    reopened.save_result(Window(0, SIZE), {"metrics": {"count": 1}})
+    assert reopened.pending_windows() == []
+    assert reopened.results() == [(Window(0, SIZE), {"metrics": {"count": 1}})]
+
+
+def test_dead_letters_dedupe_by_position_and_count_per_window(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    letter = DeadLetter(DeadLetterReason.INVALID_JSON, "bad", b"{", Position("f", 7))
+    _write(store, [_scored("a", 1_000, 0)], letters=[(letter, Window(0, SIZE))])
+    again = _write(store, letters=[(letter, Window(0, SIZE))])
+    assert again.new_dead_letters == 0
+    assert store.window_contents(Window(0, SIZE)).invalid_by_reason == {"invalid_json": 1}
+
+
+def test_prune_drops_rows_of_old_evaluated_windows_only(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "s.db")
+    _write(store, [_scored("a", 1_000, 0), _scored("b", SIZE + 1, 1)], close=SIZE)
+    store.save_result(Window(0, SIZE), {"metrics": {}})
+    assert store.prune(windows_before_ms=SIZE + 1, letters_before_ms=0) == 1
+    assert store.window_contents(Window(0, SIZE)).count == 0
+    assert store.window_contents(Window(SIZE, 2 * SIZE)).count == 1
+
+
+def test_a_locked_database_raises_store_error_and_keeps_nothing_half_written(tmp_path: Path):
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    store._db.execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="cannot begin"):
+        _write(store, [_scored("a", 1_000, 0)])
+    blocker.execute("ROLLBACK")
+    assert _write(store, [_scored("a", 1_000, 0)]).accepted == 1
+
+
+def test_schema_version_mismatch_is_refused(tmp_path: Path):
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = 99 WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SQLiteStore(path)
