@@ -185,13 +185,17 @@ class Daemon:
             if remaining <= 0:
                 break
             polled = self.source.poll(batch.max_size - len(messages), remaining)
+            # A rebalance runs inside poll(): what was collected before it from a revoked
+            # partition is dropped (its next owner re-reads it); what this poll returned
+            # already comes from the new assignment.
+            revoked = self.source.take_revoked()
+            if revoked:
+                self.pipeline.forget(revoked)
+                messages = [m for m in messages if m.position.partition not in revoked]
+            self.pipeline.watermark.assign(self.source.take_assigned())
             messages.extend(polled)
             if not polled and self.source.exhausted:
                 break
-        revoked = self.source.take_revoked()
-        if revoked:
-            self.pipeline.forget(revoked)
-            messages = [m for m in messages if m.position.partition not in revoked]
         return messages
 
     def _process(self, messages: list[RawMessage]) -> None:

@@ -45,19 +45,25 @@ class Watermark:
     """Event-time progress: the slowest partition's newest event time.
 
     Taking the minimum over partitions keeps a lagging partition's records on time while
-    another partition races ahead.
+    another races ahead; a partition assigned but not yet heard from holds the watermark
+    back (``None``) until it has a record or the source is declared idle.
     """
 
     def __init__(self, per_partition: Mapping[str, int] | None = None):
-        self._max_ts: dict[str, int] = dict(per_partition or {})
+        self._max_ts: dict[str, int | None] = dict(per_partition or {})
+
+    def assign(self, partitions: Iterable[str]) -> None:
+        for partition in partitions:
+            self._max_ts.setdefault(partition, None)
 
     def observe(self, partition: str, ts_ms: int) -> None:
-        if ts_ms > self._max_ts.get(partition, ts_ms - 1):
+        current = self._max_ts.get(partition)
+        if current is None or ts_ms > current:
             self._max_ts[partition] = ts_ms
 
-    def advance_to(self, ts_ms: int, partitions: Iterable[str] | None = None) -> None:
-        """Move idle partitions forward (end of input, or an idle source at wall-clock time)."""
-        for partition in list(partitions or self._max_ts):
+    def advance_to(self, ts_ms: int) -> None:
+        """Move every partition forward to ``ts_ms`` (an idle source at wall-clock time)."""
+        for partition in list(self._max_ts):
             self.observe(partition, ts_ms)
 
     def forget(self, partitions: Iterable[str]) -> None:
@@ -67,10 +73,13 @@ class Watermark:
 
     @property
     def value(self) -> int | None:
-        return min(self._max_ts.values()) if self._max_ts else None
+        values = list(self._max_ts.values())
+        if not values or None in values:
+            return None
+        return min(v for v in values if v is not None)
 
     def snapshot(self) -> dict[str, int]:
-        return dict(self._max_ts)
+        return {p: ts for p, ts in self._max_ts.items() if ts is not None}
 
 
 @dataclass(frozen=True, slots=True)

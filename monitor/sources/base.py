@@ -23,6 +23,10 @@ class Source(Protocol):
         """True once a finite source has nothing more to give."""
         ...
 
+    def take_assigned(self) -> set[str]:
+        """Partitions given to this worker since the last call (they join the watermark)."""
+        ...
+
     def take_revoked(self) -> set[str]:
         """Partitions taken away since the last call; their uncommitted messages must go."""
         ...

@@ -96,6 +96,9 @@ class FileSource:
     def exhausted(self) -> bool:
         return self._at_end
 
+    def take_assigned(self) -> set[str]:
+        return set()
+
     def take_revoked(self) -> set[str]:
         return set()
 

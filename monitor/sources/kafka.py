@@ -67,6 +67,7 @@ class KafkaSource:
         self._config = config
         self._consumer = KafkaConsumer(**consumer_options(config))
         self._revoked: set[str] = set()
+        self._assigned: set[str] = set()
         source = self
 
         class _Listener(ConsumerRebalanceListener):
@@ -76,8 +77,9 @@ class KafkaSource:
                 log.info("partitions revoked", extra={"partitions": sorted(keys)})
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                keys = sorted(partition_key(tp.topic, tp.partition) for tp in assigned)
-                log.info("partitions assigned", extra={"partitions": keys})
+                keys = {partition_key(tp.topic, tp.partition) for tp in assigned}
+                source._assigned |= keys
+                log.info("partitions assigned", extra={"partitions": sorted(keys)})
 
         self._consumer.subscribe(topics=list(config.topics), listener=_Listener())
         self._lag: dict[str, int] = {}
@@ -114,6 +116,10 @@ class KafkaSource:
     @property
     def exhausted(self) -> bool:
         return False
+
+    def take_assigned(self) -> set[str]:
+        assigned, self._assigned = self._assigned, set()
+        return assigned
 
     def take_revoked(self) -> set[str]:
         revoked, self._revoked = self._revoked, set()

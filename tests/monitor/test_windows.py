@@ -28,5 +28,17 @@ def test_watermark_is_the_slowest_partition():
     assert watermark.snapshot() == {"t:1": 9_000}
 
 
+def test_an_assigned_silent_partition_holds_the_watermark_back():
+    watermark = Watermark({"t:0": 5_000})
+    watermark.assign({"t:0", "t:1"})
+    assert watermark.value is None
+    assert watermark.snapshot() == {"t:0": 5_000}
+    watermark.observe("t:1", 7_000)
+    assert watermark.value == 5_000
+    watermark.assign({"t:2"})
+    watermark.advance_to(8_000)
+    assert watermark.value == 8_000
+
+
 def test_iso_is_rfc3339_utc():
     assert iso(1_793_610_000_250) == "2026-11-02T09:00:00.250Z"
