@@ -14,43 +14,66 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def start_daemon(config: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--quiet", *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+class DaemonProcess:
+    """A daemon child process whose stderr (JSON logs) goes to a file for post-mortems."""
 
+    def __init__(self, config: Path, *extra: str):
+        self.log_path = config.with_name(f"{config.stem}-{time.monotonic_ns()}.log")
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "monitor.cli",
+                "run",
+                "--config",
+                str(config),
+                "--quiet",
+                *extra,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> tuple[int, str]:
-    """SIGTERM, then the exit code and stderr; SIGKILL if it does not stop in time."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        process.kill()
-        _, err = process.communicate()
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
         raise AssertionError(
-            f"daemon ignored SIGTERM for {timeout}s:\n{err.decode()[-3000:]}"
-        ) from exc
-    return process.returncode, err.decode()
+            f"gave up waiting for {what} (exit code {self.process.returncode}); "
+            f"daemon log:\n{self.log_tail()}"
+        )
 
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            raise AssertionError(
+                f"daemon still running after {timeout}s:\n{self.log_tail()}"
+            ) from exc
+        finally:
+            self._log.close()
+        return code
 
-def kill(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and the exit code; SIGKILL and fail if it does not stop in time."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
 
 
 def _query(db: Path, sql: str) -> list[tuple]:

@@ -13,15 +13,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from tests.daemon_process import (
-    dead_letter_reasons,
-    kill,
-    start_daemon,
-    stop,
-    stored_records,
-    wait_for,
-    window_counts,
-)
+from tests.daemon_process import DaemonProcess, dead_letter_reasons, stored_records, window_counts
 from tests.generate import make_records, malformed_lines
 
 pytestmark = pytest.mark.kafka
@@ -113,13 +105,15 @@ def test_every_record_counted_once_and_every_malformed_one_dead_lettered(
     topic = _topic(kafka_broker, f"logs-{uuid.uuid4().hex[:8]}")
     expected_reasons = _produce(kafka_broker, topic, valid=4_950, malformed=50)
     assert sum(expected_reasons.values()) == 50 and len(expected_reasons) >= 5
-    process = start_daemon(_config(write_config, kafka_broker, topic))
+    daemon = DaemonProcess(_config(write_config, kafka_broker, topic))
     db = tmp_path / "store.db"
     try:
-        wait_for(lambda: _committed_all(kafka_broker, topic), 120, "offsets to cover the topic")
+        daemon.wait_for(
+            lambda: _committed_all(kafka_broker, topic), 120, "offsets to cover the topic"
+        )
     finally:
-        code, err = stop(process)
-    assert code == 0, err[-3000:]
+        code = daemon.stop()
+    assert code == 0, daemon.log_tail()
 
     assert stored_records(db) == 4_950
     assert sum(window_counts(db).values()) == 4_950
@@ -137,18 +131,18 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(
     _produce(kafka_broker, topic, valid=6_000, malformed=30)
     config = _config(write_config, kafka_broker, topic, batch={"max_size": 25, "max_wait": "20ms"})
     db = tmp_path / "store.db"
-    first = start_daemon(config)
+    first = DaemonProcess(config)
     try:
-        wait_for(lambda: stored_records(db) >= 1_500, 120, "part of the topic")
+        first.wait_for(lambda: stored_records(db) >= 1_500, 120, "part of the topic")
     finally:
-        kill(first)
+        first.kill()
     assert stored_records(db) < 6_000, "the kill must land mid-run"
-    second = start_daemon(config)
+    second = DaemonProcess(config)
     try:
-        wait_for(lambda: _committed_all(kafka_broker, topic), 120, "the rest of the topic")
+        second.wait_for(lambda: _committed_all(kafka_broker, topic), 120, "the rest of the topic")
     finally:
-        code, err = stop(second)
-    assert code == 0, err[-3000:]
+        code = second.stop()
+    assert code == 0, second.log_tail()
 
     uninterrupted = tmp_path / "uninterrupted.jsonl"
     uninterrupted.write_bytes(
@@ -165,8 +159,7 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(
         },
         name="reference.yaml",
     )
-    replay = start_daemon(reference)
-    replay.communicate(timeout=120)
+    assert DaemonProcess(reference).wait(timeout=120) == 0
     expected = window_counts(tmp_path / "reference.db")
     assert sum(expected.values()) == 6_000
     assert window_counts(db) == expected
