@@ -18,9 +18,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.cli import main as cli_main  # noqa: E402
-from monitor.records import Position, RawMessage, parse  # noqa: E402
-from tests.generate import make_records  # noqa: E402
+from monitor.cli import main as cli_main
+from monitor.records import Position, RawMessage, parse
+from tests.generate import make_records
 
 CONFIG = """
 source: {type: file, file: {path: input.jsonl}}

@@ -122,6 +122,8 @@ class StoreConfig(_Strict):
     type: Literal["sqlite"] = "sqlite"
     path: Path = Path("alignwatch.db")
     retention: PositiveDuration = 7 * 86400.0
+    vector_sample: int = Field(default=1000, gt=0, le=100_000)
+    example_chars: int = Field(default=300, ge=0)
 
 
 class MetricsConfig(_Strict):

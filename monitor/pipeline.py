@@ -90,8 +90,9 @@ class Pipeline:
 
         on_time: list[ScoredRecord] = []
         late: list[tuple[ScoredRecord, bytes]] = []
-        for record, scores in scored:
-            item = ScoredRecord(record, window_of(record.ts_ms, self._window_ms), scores)
+        for record, result in scored:
+            window = window_of(record.ts_ms, self._window_ms)
+            item = ScoredRecord(record, window, result.scores, result.vectors)
             if self._closed(item.window):
                 late.append((item, raw_of[id(record)]))
             else:

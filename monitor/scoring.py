@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +57,14 @@ class ScoringFailure:
     detail: str
 
 
+@dataclass(slots=True)
+class RecordScores:
+    """One record's scores (floats, NaN where a scorer had no answer) and vectors."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 class ScoringStage:
     def __init__(self, scorers: Sequence[NamedScorer], metrics: Metrics):
         self.scorers = list(scorers)
@@ -64,9 +72,9 @@ class ScoringStage:
 
     def score(
         self, records: Sequence[Record]
-    ) -> tuple[list[tuple[Record, dict[str, float]]], list[ScoringFailure]]:
+    ) -> tuple[list[tuple[Record, RecordScores]], list[ScoringFailure]]:
         """Scores per record (input order kept) and the records no scorer could score."""
-        rows: list[dict[str, float]] = [{} for _ in records]
+        rows = [RecordScores() for _ in records]
         failed: dict[int, str] = {}
         for named in self.scorers:
             started = time.perf_counter()
@@ -95,16 +103,21 @@ class ScoringStage:
     def _apply(
         named: NamedScorer,
         records: Sequence[Record],
-        rows: list[dict[str, float]],
+        rows: list[RecordScores],
         indices: Sequence[int],
     ) -> None:
         results = named.scorer.score(records)
         for suffix, output in zip(named.scorer.outputs, named.outputs, strict=True):
             values = np.asarray(results[suffix], dtype=np.float64)
+            if values.ndim == 2 and values.shape[0] == len(records):
+                vectors = values.astype(np.float32)
+                for index, vector in zip(indices, vectors, strict=True):
+                    rows[index].vectors[output] = vector
+                continue
             if values.shape != (len(records),):
                 raise DetectorError(
                     f"scorer {named.name!r} returned shape {values.shape} for {output!r}, "
-                    f"expected ({len(records)},)"
+                    f"expected ({len(records)},) or ({len(records)}, d)"
                 )
             for index, value in zip(indices, values.tolist(), strict=True):
-                rows[index][output] = value if math.isfinite(value) else math.nan
+                rows[index].scores[output] = value if math.isfinite(value) else math.nan

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -92,6 +92,10 @@ class WindowContents:
     metadata: tuple[Mapping[str, object], ...]
     invalid_by_reason: Mapping[str, int]
     late_count: int
+    # Vector name -> a bounded uniform sample of the window's vectors (k, d), with the
+    # prompts of the sampled records in the same order (for explaining embedding drift).
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    vector_prompts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:

@@ -7,9 +7,13 @@ from monitor.store.base import BatchOutcome, BatchWrite, SavedState, ScoredRecor
 from monitor.store.sqlite import SQLiteStore
 
 
-def open_store(config: StoreConfig, *, path_override: str | None = None) -> Store:
-    """The configured store; ``path_override`` (e.g. ``":memory:"``) replaces its path."""
-    return SQLiteStore(path_override or config.path)
+def open_store(config: StoreConfig) -> Store:
+    """The configured store; a path of ``:memory:`` keeps it in memory."""
+    return SQLiteStore(
+        config.path,
+        vector_sample=config.vector_sample,
+        example_chars=config.example_chars,
+    )
 
 
 __all__ = ["BatchOutcome", "BatchWrite", "SavedState", "ScoredRecord", "Store", "open_store"]

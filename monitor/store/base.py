@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from monitor.records import DeadLetter, Record
 from monitor.windows import Window, WindowContents
 
@@ -15,6 +17,7 @@ class ScoredRecord:
     record: Record
     window: Window
     scores: Mapping[str, float]
+    vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,22 @@ What it keeps: every accepted record's scores and metadata (not its texts) until
 window is older than ``store.retention``; every dead letter with its original bytes for
 the same period; window results indefinitely. Record rows are keyed by (window, id), which
 is what makes a re-delivered record a duplicate instead of a second count.
+
+Vectors (embeddings) are not kept per record: each window keeps a bottom-k sample, the
+``vector_sample`` records whose id hashes lowest. That is a uniform sample that does not
+depend on arrival order, ignores re-deliveries, and merges across workers by taking the
+lowest k again. The sampled records' prompts are kept beside them, cut to
+``example_chars``, so drift explanations can quote examples.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +67,32 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     PRIMARY KEY (source_partition, source_offset)
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_window ON dead_letters (window_start, reason);
+CREATE TABLE IF NOT EXISTS vectors (
+    window_start INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    sample_key INTEGER NOT NULL,
+    record_id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    prompt TEXT NOT NULL,
+    PRIMARY KEY (window_start, name, sample_key, record_id)
+) WITHOUT ROWID;
 """
 
 
 class SQLiteStore:
     """``path`` may be ``":memory:"`` for a throw-away store (replays, tests)."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL"):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        vector_sample: int = 1000,
+        example_chars: int = 300,
+    ):
         self.path = str(path)
+        self._vector_sample = vector_sample
+        self._example_chars = example_chars
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -117,6 +142,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [_record_row(s) for s in batch.on_time],
             ).rowcount
+            self._sample_vectors(batch.on_time)
             late: list[tuple[DeadLetter, Window | None]] = []
             duplicates = len(batch.on_time) - max(accepted, 0)
             for candidate, raw in batch.late_candidates:
@@ -147,6 +173,29 @@ class SQLiteStore:
             late=tuple(letter for letter, _ in late),
             new_dead_letters=max(new_letters, 0),
             closed=tuple(closed),
+        )
+
+    def _sample_vectors(self, scored: Sequence[ScoredRecord]) -> None:
+        rows = [
+            (
+                s.window.start_ms,
+                name,
+                sample_key(s.record.id),
+                s.record.id,
+                np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+                s.record.prompt[: self._example_chars],
+            )
+            for s in scored
+            for name, vector in s.vectors.items()
+        ]
+        if not rows:
+            return
+        self._db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self._db.executemany(
+            "DELETE FROM vectors WHERE window_start = ?1 AND name = ?2 AND sample_key > ("
+            "SELECT sample_key FROM vectors WHERE window_start = ?1 AND name = ?2 "
+            "ORDER BY sample_key LIMIT 1 OFFSET ?3)",
+            [(start, name, self._vector_sample - 1) for start, name in {r[:2] for r in rows}],
         )
 
     def _has_record(self, candidate: ScoredRecord) -> bool:
@@ -190,6 +239,11 @@ class SQLiteStore:
                 "SELECT reason, COUNT(*) FROM dead_letters WHERE window_start = ? GROUP BY reason",
                 (window.start_ms,),
             ).fetchall()
+            sampled = self._db.execute(
+                "SELECT name, vector, prompt FROM vectors WHERE window_start = ? "
+                "ORDER BY name, sample_key",
+                (window.start_ms,),
+            ).fetchall()
         by_reason = Counter(dict(letters))
         late = by_reason.pop(DeadLetterReason.LATE.value, 0)
         decoded = [orjson.loads(scores) for _, _, scores in rows]
@@ -205,6 +259,14 @@ class SQLiteStore:
             metadata=tuple(orjson.loads(meta) for _, meta, _ in rows),
             invalid_by_reason=dict(by_reason),
             late_count=late,
+            vectors={
+                name: np.stack([np.frombuffer(v, dtype=np.float32) for _, v, _ in group])
+                for name, group in _by_name(sampled).items()
+            },
+            vector_prompts={
+                name: tuple(prompt for _, _, prompt in group)
+                for name, group in _by_name(sampled).items()
+            },
         )
 
     def save_result(self, window: Window, result: Mapping[str, Any]) -> None:
@@ -228,6 +290,11 @@ class SQLiteStore:
         with self._lock, self._transaction():
             removed = self._db.execute(
                 "DELETE FROM records WHERE window_start IN "
+                "(SELECT start_ms FROM windows WHERE status = 'evaluated' AND end_ms < ?)",
+                (windows_before_ms,),
+            ).rowcount
+            removed += self._db.execute(
+                "DELETE FROM vectors WHERE window_start IN "
                 "(SELECT start_ms FROM windows WHERE status = 'evaluated' AND end_ms < ?)",
                 (windows_before_ms,),
             ).rowcount
@@ -276,6 +343,19 @@ class _Transaction:
 def sqlite3_connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: transactions are explicit, so nothing commits behind our back.
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def sample_key(record_id: str) -> int:
+    """A signed 64-bit hash of the id: the order of the bottom-k vector sample."""
+    digest = hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _by_name(rows: list[tuple[str, bytes, str]]) -> dict[str, list[tuple[str, bytes, str]]]:
+    grouped: dict[str, list[tuple[str, bytes, str]]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    return grouped
 
 
 def _record_row(scored: ScoredRecord) -> tuple[Any, ...]:

@@ -3,12 +3,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.errors import StoreError
 from monitor.records import DeadLetter, DeadLetterReason, Position, Record
 from monitor.store import BatchWrite, ScoredRecord
-from monitor.store.sqlite import SQLiteStore
+from monitor.store.sqlite import SQLiteStore, sample_key
 from monitor.windows import Window, window_of
 
 SIZE = 300_000
@@ -114,3 +115,26 @@ def test_schema_version_mismatch_is_refused(tmp_path: Path):
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
         SQLiteStore(path)
+
+
+def _with_vector(record_id: str, ts_ms: int, value: float) -> ScoredRecord:
+    base = _scored(record_id, ts_ms, 0)
+    vector = np.full(4, value, dtype=np.float32)
+    return ScoredRecord(base.record, base.window, base.scores, {"emb": vector})
+
+
+def test_vector_sample_is_bounded_order_free_and_ignores_redelivery(tmp_path: Path):
+    items = [_with_vector(f"id-{i}", 1_000 + i, float(i)) for i in range(50)]
+    forward = SQLiteStore(tmp_path / "a.db", vector_sample=10)
+    for start in range(0, 50, 7):
+        _write(forward, items[start : start + 7])
+    _write(forward, items[:20])  # re-delivery
+    backward = SQLiteStore(tmp_path / "b.db", vector_sample=10)
+    _write(backward, list(reversed(items)))
+    window = Window(0, SIZE)
+    a, b = forward.window_contents(window), backward.window_contents(window)
+    assert a.vectors["emb"].shape == (10, 4)
+    np.testing.assert_array_equal(a.vectors["emb"], b.vectors["emb"])
+    expected = sorted(range(50), key=lambda i: sample_key(f"id-{i}"))[:10]
+    assert a.vectors["emb"][:, 0].tolist() == [float(i) for i in expected]
+    assert a.vector_prompts["emb"] == ("p",) * 10
