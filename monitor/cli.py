@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config import Config, StoreConfig
     from monitor.daemon import Daemon
 
 log = logging.getLogger("alignwatch")
@@ -53,6 +53,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     replay.set_defaults(handler=_replay)
+
+    baseline = commands.add_parser("baseline", help="manage drift reference snapshots")
+    baseline_commands = baseline.add_subparsers(required=True, metavar="ACTION")
+    build = baseline_commands.add_parser(
+        "build", help="score a JSONL file and write it as a drift baseline reference file"
+    )
+    build.add_argument("--config", required=True, type=Path, help="YAML config file")
+    build.add_argument("input", type=Path, help="JSON-lines file of log records")
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="reference file to write (default: drift.reference.baseline from the config)",
+    )
+    build.add_argument("--id", default=None, help="reference id (default: derived from content)")
+    build.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    build.set_defaults(handler=_baseline_build)
 
     check = commands.add_parser("check-config", help="validate a config file and its scorers")
     check.add_argument("config", type=Path)
@@ -98,36 +115,83 @@ def _replay(args: argparse.Namespace) -> int:
 
     try:
         config = _load(args.config, "WARNING" if args.json else None)
-        from monitor.config import DeadLetterConfig, FileSourceConfig, SourceConfig
-        from monitor.daemon import Daemon
-        from monitor.progress import Progress
-
-        if not args.input.is_file():
-            raise ConfigError(f"input: no such file {args.input}")
-        config = config.model_copy(
-            update={
-                "source": SourceConfig(type="file", file=FileSourceConfig(path=args.input)),
-                "store": config.store.model_copy(update={"path": Path(args.store)}),
-                "dead_letter": DeadLetterConfig(
-                    type="file", path=args.dead_letters or config.dead_letter.path
-                ),
-            }
-        )
-        progress = None if args.quiet else Progress()
-        daemon = Daemon(config, scheduled=False, serve_metrics=False, on_batch=progress)
-        code = daemon.run()
+        store = config.store.model_copy(update={"path": Path(args.store)})
+        code, daemon = _replay_into(config, args, store, args.dead_letters)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except AlignwatchError as exc:
         return _fail(str(exc), 1)
-    if progress is not None:
-        progress.finish(daemon.pipeline.totals)
     if args.json:
         import orjson
 
         sys.stdout.write(orjson.dumps(summary(daemon)).decode() + "\n")
     else:
         _print_summary(daemon)
+    return code
+
+
+def _replay_into(
+    config: Config, args: argparse.Namespace, store: StoreConfig, dead_letters: Path | None
+) -> tuple[int, Daemon]:
+    """Run the pipeline over ``args.input`` to its end, without scheduler or metrics server."""
+    from monitor.config import DeadLetterConfig, FileSourceConfig, SourceConfig
+    from monitor.daemon import Daemon
+    from monitor.errors import ConfigError
+    from monitor.progress import Progress
+
+    if not args.input.is_file():
+        raise ConfigError(f"input: no such file {args.input}")
+    config = config.model_copy(
+        update={
+            "source": SourceConfig(type="file", file=FileSourceConfig(path=args.input)),
+            "store": store,
+            "dead_letter": DeadLetterConfig(
+                type="file", path=dead_letters or config.dead_letter.path
+            ),
+        }
+    )
+    progress = None if args.quiet else Progress()
+    daemon = Daemon(config, scheduled=False, serve_metrics=False, on_batch=progress)
+    code = daemon.run()
+    if progress is not None:
+        progress.finish(daemon.pipeline.totals)
+    return code, daemon
+
+
+def _baseline_build(args: argparse.Namespace) -> int:
+    """Replay the file into a scratch store, pool every window, keep the snapshot."""
+    import tempfile
+
+    from monitor.errors import AlignwatchError, ConfigError
+
+    try:
+        config = _load(args.config)
+        from monitor.drift import reference_from
+        from monitor.store import open_store
+
+        target = args.out or config.drift.reference.baseline
+        if target is None:
+            raise ConfigError("give --out, or set drift.reference.baseline in the config")
+
+        with tempfile.TemporaryDirectory(prefix="alignwatch-baseline-") as scratch:
+            scratch_store = config.store.model_copy(update={"path": Path(scratch) / "s.db"})
+            code, _ = _replay_into(config, args, scratch_store, Path(scratch) / "dl.jsonl")
+            store = open_store(scratch_store)
+            contents = [store.window_contents(window) for window, _ in store.results()]
+            store.close()
+        if not contents:
+            raise ConfigError(f"input: {args.input} holds no valid records")
+        snapshot = reference_from(contents, config.drift, reference_id=args.id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(snapshot.to_bytes())
+        partial.replace(target)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except AlignwatchError as exc:
+        return _fail(str(exc), 1)
+    records = sum(c.count for c in contents)
+    print(f"baseline {snapshot.id}: {records:,} records from {args.input} -> {target}")
     return code
 
 

@@ -126,6 +126,47 @@ class StoreConfig(_Strict):
     example_chars: int = Field(default=300, ge=0)
 
 
+class DriftTestConfig(_Strict):
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReferenceConfig(_Strict):
+    mode: Literal["baseline", "first_windows", "rolling"] = "first_windows"
+    baseline: Path | None = None
+    windows: int = Field(default=3, gt=0, le=1000)
+    max_samples: int = Field(default=10_000, gt=0)
+    max_embeddings: int = Field(default=2_000, gt=0)
+
+
+def _default_drift_tests() -> list[DriftTestConfig]:
+    return [DriftTestConfig(type="ks"), DriftTestConfig(type="chi2"), DriftTestConfig(type="mmd")]
+
+
+class DriftConfig(_Strict):
+    enabled: bool = False
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["bh", "bonferroni"] = "bh"
+    reference: ReferenceConfig = ReferenceConfig()
+    tests: list[DriftTestConfig] = Field(default_factory=_default_drift_tests, min_length=1)
+    scores: list[str] | None = None
+    categoricals: list[str] = Field(default_factory=lambda: ["model"])
+    embeddings: list[str] | None = None
+    min_count: int = Field(default=30, gt=1)
+    html_report: bool = False
+    report_dir: Path = Path("reports")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _baseline_file(self) -> DriftConfig:
+        if self.enabled and self.reference.mode == "baseline" and self.reference.baseline is None:
+            raise ValueError(
+                "drift.reference.mode is 'baseline' but drift.reference.baseline (a file written "
+                "by `alignwatch baseline build`) is missing"
+            )
+        return self
+
+
 class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
@@ -147,6 +188,7 @@ class Config(_Strict):
     scorers: list[ScorerConfig] = Field(min_length=1)
     windows: WindowsConfig = WindowsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    drift: DriftConfig = DriftConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -211,10 +253,19 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
     def absolute(path: Path) -> Path:
         return path if path.is_absolute() else (base_dir / path).resolve()
 
+    baseline = config.drift.reference.baseline
     updates: dict[str, Any] = {
         "store": config.store.model_copy(update={"path": absolute(config.store.path)}),
         "dead_letter": config.dead_letter.model_copy(
             update={"path": absolute(config.dead_letter.path)}
+        ),
+        "drift": config.drift.model_copy(
+            update={
+                "report_dir": absolute(config.drift.report_dir),
+                "reference": config.drift.reference.model_copy(
+                    update={"baseline": baseline and absolute(baseline)}
+                ),
+            }
         ),
     }
     if config.source.file is not None:

@@ -93,7 +93,12 @@ class Daemon:
             max_future_ms=int(config.records.max_future * 1000),
             state=state,
         )
-        self.evaluator = Evaluator(self.store, self.metrics, config.evaluation.quantiles)
+        drift = None
+        if config.drift.enabled:
+            from monitor.drift import DriftStage  # statistics libraries load only when used
+
+            drift = DriftStage(config.drift, self.store, self.metrics)
+        self.evaluator = Evaluator(self.store, self.metrics, config.evaluation.quantiles, drift)
         self.dead_letters: DeadLetterSink = open_dead_letter_sink(config)
         self._resources.append(self.dead_letters.close)
         self.source: Source = open_source(config, state.positions)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.windows import Window, WindowContents
+
+if TYPE_CHECKING:
+    from monitor.drift import DriftStage
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,17 @@ def aggregate(contents: WindowContents, quantiles: Sequence[float]) -> dict[str,
 class Evaluator:
     """Evaluates every closed, not yet evaluated window, oldest first."""
 
-    def __init__(self, store: Store, metrics: Metrics, quantiles: Sequence[float]):
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        quantiles: Sequence[float],
+        drift: DriftStage | None = None,
+    ):
         self._store = store
         self._metrics = metrics
         self._quantiles = tuple(quantiles)
+        self._drift = drift
         self.failures = 0
 
     def evaluate_pending(self) -> list[Window]:
@@ -78,6 +88,6 @@ class Evaluator:
     def evaluate(self, contents: WindowContents) -> dict[str, Any]:
         return {
             "metrics": aggregate(contents, self._quantiles),
-            "drift": {},
+            "drift": self._drift.evaluate(contents) if self._drift is not None else {},
             "alerts": [],
         }

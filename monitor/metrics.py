@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -85,6 +86,24 @@ class Metrics:
             "End of the most recently evaluated window (Unix seconds).",
             registry=registry,
         )
+
+        self.drift_p_value = Gauge(
+            "alignwatch_drift_p_value",
+            "Adjusted p-value of each drift test in the most recently tested window.",
+            ["test"],
+            registry=registry,
+        )
+        self.drift_detected = Gauge(
+            "alignwatch_drift_detected",
+            "1 when the most recently tested window drifted from its reference, else 0.",
+            registry=registry,
+        )
+
+    def set_drift(self, result: Mapping[str, Any]) -> None:
+        self.drift_detected.set(1 if result["drifted"] else 0)
+        for key, outcome in result["tests"].items():
+            if outcome["adjusted_p_value"] is not None:
+                self.drift_p_value.labels(test=key).set(outcome["adjusted_p_value"])
 
     def set_lag(self, lag: Mapping[str, int]) -> None:
         for partition, value in lag.items():

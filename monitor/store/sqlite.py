@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS vectors (
     prompt TEXT NOT NULL,
     PRIMARY KEY (window_start, name, sample_key, record_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS references_ (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
 """
 
 
@@ -283,6 +289,35 @@ class SQLiteStore:
                 "ORDER BY start_ms"
             ).fetchall()
         return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
+
+    def evaluated_windows(
+        self, *, before_ms: int | None = None, limit: int, newest_first: bool = False
+    ) -> list[Window]:
+        """Evaluated windows starting before ``before_ms``, oldest or newest first."""
+        order = "DESC" if newest_first else "ASC"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT start_ms, end_ms FROM windows WHERE status = 'evaluated' "
+                f"AND start_ms < ? ORDER BY start_ms {order} LIMIT ?",
+                (before_ms if before_ms is not None else 2**62, limit),
+            ).fetchall()
+        return [Window(s, e) for s, e in rows]
+
+    def save_reference(self, reference_id: str, kind: str, payload: bytes) -> None:
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO references_ VALUES (?, ?, ?, ?)",
+                (reference_id, kind, int(time.time() * 1000), payload),
+            )
+
+    def latest_reference(self, kind: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT payload FROM references_ WHERE kind = ? "
+                "ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
+                (kind,),
+            ).fetchone()
+        return None if row is None else row[0]
 
     def prune(self, windows_before_ms: int, letters_before_ms: int) -> int:
         """Drop per-record rows of evaluated windows that ended before ``windows_before_ms``
