@@ -129,3 +129,35 @@ def test_baseline_build_then_windows_compare_with_it(
     for window in _replay(config, data, capsys):
         assert window["drift"]["reference"] == reference_id
         assert set(window["drift"]["tests"]) == {"ks:response_tokens", "ks:refusal"}
+
+
+def test_html_report_and_p_value_gauges(tmp_path: Path, write_config: Callable[..., Path]):
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import load_config
+    from monitor.daemon import Daemon
+
+    data = tmp_path / "input.jsonl"
+    _write(data, windows=3, per_window=100, shifted_from=99, shift=lambda r: r)
+    config = load_config(
+        write_config(
+            {
+                "source": {"file": {"path": str(data)}},
+                "drift": {
+                    "enabled": True,
+                    "reference": {"mode": "first_windows", "windows": 1},
+                    "tests": [{"type": "ks"}],
+                    "html_report": True,
+                },
+            }
+        )
+    )
+    registry = CollectorRegistry()
+    daemon = Daemon(config, registry=registry, scheduled=False, serve_metrics=False)
+    assert daemon.run() == 0
+    report = Path(daemon.final_results[-1][1]["drift"]["report"])
+    assert report.parent == tmp_path / "reports" and report.stat().st_size > 10_000
+    assert "<html" in report.read_text()[:2000].lower()
+    p_value = registry.get_sample_value("alignwatch_drift_p_value", {"test": "ks:response_tokens"})
+    assert p_value is not None and 0 <= p_value <= 1
+    assert registry.get_sample_value("alignwatch_drift_detected") in (0.0, 1.0)
