@@ -3,7 +3,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench
+# Real servers the tests talk to, from Debian's packages (installed once, as root).
+APT_PACKAGES := prometheus-alertmanager
+APT_BINARIES := prometheus-alertmanager
+
+.PHONY: setup run test lint bench system-deps
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +28,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+system-deps:
+	@for b in $(APT_BINARIES); do command -v $$b >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(APT_PACKAGES); \
+	fi
+
 # Lint, then every test (the real Kafka broker is started once by a session fixture).
-test: lint
+test: lint system-deps
 	$(PY) -m pytest

@@ -51,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="JSONL file for dead letters (default: dead_letter.path from the config)",
     )
+    replay.add_argument(
+        "--deliver",
+        action="store_true",
+        help="send the replay's alerts to the configured sinks (off: they are only listed)",
+    )
+    replay.add_argument(
+        "--deliver-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to keep retrying deliveries after the input ends (default 60)",
+    )
     replay.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     replay.set_defaults(handler=_replay)
 
@@ -97,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         finite = config.source.type == "file" and config.source.file is not None
         finite = finite and not config.source.file.follow
         progress = Progress() if finite and not args.quiet else None
-        daemon = Daemon(config, on_batch=progress)
+        drain = config.runtime.shutdown_timeout if finite else 0.0
+        daemon = Daemon(config, on_batch=progress, drain_timeout=drain)
         code = daemon.run()
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -151,8 +163,19 @@ def _replay_into(
         }
     )
     progress = None if args.quiet else Progress()
-    daemon = Daemon(config, scheduled=False, serve_metrics=False, on_batch=progress)
+    deliver = getattr(args, "deliver", False)
+    daemon = Daemon(
+        config,
+        scheduled=False,
+        serve_metrics=False,
+        on_batch=progress,
+        deliver=deliver,
+        drain_timeout=args.deliver_timeout if deliver else 0.0,
+    )
     code = daemon.run()
+    if daemon.undelivered:
+        log.error("notifications still undelivered", extra={"pending": daemon.undelivered})
+        code = code or 1
     if progress is not None:
         progress.finish(daemon.pipeline.totals)
     return code, daemon

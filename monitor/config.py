@@ -167,6 +167,68 @@ class DriftConfig(_Strict):
         return self
 
 
+Comparator = Literal[">", ">=", "<", "<=", "==", "!="]
+_NAME = r"[a-z][a-z0-9_]*"
+
+
+class ThresholdRuleConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    metric: str
+    op: Comparator
+    threshold: float
+    for_windows: int = Field(default=1, gt=0, alias="for")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertRuleConfig(ThresholdRuleConfig):
+    severity: Literal["critical", "error", "warning", "info"] = "warning"
+    summary: str | None = None
+
+
+class SinkConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    type: Literal["alertmanager", "webhook", "slack", "pagerduty"]
+    url: str = Field(pattern=r"^https?://")
+    # Environment variables holding secrets; the values never enter config, logs or errors.
+    secret_env: str | None = None
+    routing_key_env: str | None = None
+    timeout: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _secrets(self) -> SinkConfig:
+        if self.type == "webhook" and self.secret_env is None:
+            raise ValueError("a webhook sink needs secret_env (the HMAC key's variable)")
+        if self.type == "pagerduty" and self.routing_key_env is None:
+            raise ValueError("a pagerduty sink needs routing_key_env")
+        return self
+
+
+class DeliveryConfig(_Strict):
+    initial_backoff: PositiveDuration = 1.0
+    max_backoff: PositiveDuration = 300.0
+    give_up_after: PositiveDuration = 86400.0
+    poll_interval: PositiveDuration = 1.0
+
+
+class AlertsConfig(_Strict):
+    rules: list[AlertRuleConfig] = Field(default_factory=list)
+    # Sinks (by name) every alert goes to.
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    # A still-firing alert is sent again once this much event time has passed.
+    renotify_after: PositiveDuration = 3600.0
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> AlertsConfig:
+        for kind, names in (
+            ("rule", [r.name for r in self.rules]),
+            ("sink", [s.name for s in self.sinks]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"alerts: {kind} names must be unique, got {names}")
+        return self
+
+
 class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
@@ -189,6 +251,7 @@ class Config(_Strict):
     windows: WindowsConfig = WindowsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     drift: DriftConfig = DriftConfig()
+    alerts: AlertsConfig = AlertsConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     runtime: RuntimeConfig = RuntimeConfig()

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from monitor.alerting.delivery import Deliverer
+from monitor.alerting.stage import AlertStage
 from monitor.config import Config
 from monitor.errors import AlignwatchError
 from monitor.evaluation import Evaluator
@@ -52,12 +54,19 @@ class Daemon:
         registry: CollectorRegistry | None = None,
         scheduled: bool = True,
         serve_metrics: bool = True,
+        deliver: bool = True,
+        drain_timeout: float = 0.0,
         on_batch: Callable[[Totals], None] | None = None,
     ):
         self.config = config
         self.metrics = Metrics(registry or CollectorRegistry())
         self._scheduled = scheduled
         self._serve_metrics = serve_metrics
+        self._deliver_alerts = deliver
+        self._drain_timeout = drain_timeout
+        self.undelivered = 0
+        self._lag_total: int | None = None
+        self.deliverer: Deliverer | None = None
         self._on_batch = on_batch
         self.should_exit = threading.Event()
         self.end_of_input = False
@@ -98,7 +107,24 @@ class Daemon:
             from monitor.drift import DriftStage  # statistics libraries load only when used
 
             drift = DriftStage(config.drift, self.store, self.metrics)
-        self.evaluator = Evaluator(self.store, self.metrics, config.evaluation.quantiles, drift)
+        alerts = None
+        if config.alerts.rules:
+            alerts = AlertStage(
+                config.alerts, self.metrics, self.store.rule_states(), enqueue=self._deliver_alerts
+            )
+        if self._deliver_alerts and config.alerts.sinks:
+            self.deliverer = Deliverer(
+                self.store, config.alerts.sinks, config.alerts.delivery, self.metrics
+            )
+            self._resources.append(self.deliverer.close)
+        self.evaluator = Evaluator(
+            self.store,
+            self.metrics,
+            config.evaluation.quantiles,
+            drift=drift,
+            alerts=alerts,
+            live_values=lambda: {"consumer_lag": self._lag_total},
+        )
         self.dead_letters: DeadLetterSink = open_dead_letter_sink(config)
         self._resources.append(self.dead_letters.close)
         self.source: Source = open_source(config, state.positions)
@@ -128,6 +154,15 @@ class Daemon:
             coalesce=True,
             id="evaluate-closed-windows",
         )
+        if self.deliverer is not None:
+            scheduler.add_job(
+                self.deliverer.deliver_due,
+                "interval",
+                seconds=self.config.alerts.delivery.poll_interval,
+                max_instances=1,
+                coalesce=True,
+                id="deliver-outbox",
+            )
         scheduler.start()
         self._scheduler = scheduler
 
@@ -150,11 +185,15 @@ class Daemon:
                 break
             elif self._close_idle_windows(idle_since):
                 idle_since = time.monotonic()
-            self.metrics.set_lag(self.source.lag())
+            lag = self.source.lag()
+            self.metrics.set_lag(lag)
+            self._lag_total = sum(lag.values()) if lag else None
 
     def shutdown(self) -> None:
         """Stop the scheduler, evaluate what the end of input closed, release everything."""
-        watchdog = threading.Timer(self.config.runtime.shutdown_timeout, self._force_exit)
+        watchdog = threading.Timer(
+            self.config.runtime.shutdown_timeout + self._drain_timeout, self._force_exit
+        )
         watchdog.daemon = True
         watchdog.start()
         try:
@@ -165,6 +204,14 @@ class Daemon:
                 self.store.close_all_open()
             if hasattr(self, "evaluator"):
                 self.evaluator.evaluate_pending()
+            if self.deliverer is not None:
+                # At the end of input wait for delivery; otherwise one last try, and the rest
+                # waits in the store for the next start.
+                if self.end_of_input and self._drain_timeout > 0:
+                    self.deliverer.drain(self._drain_timeout)
+                else:
+                    self.deliverer.deliver_due()
+                self.undelivered = self.store.outbox_counts()["pending"]
             if self.end_of_input:
                 self.final_results = self.store.results()
         finally:

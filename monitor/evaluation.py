@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from monitor.store import Store
 from monitor.windows import Window, WindowContents
 
 if TYPE_CHECKING:
+    from monitor.alerting.stage import AlertStage
     from monitor.drift import DriftStage
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,17 @@ class Evaluator:
         store: Store,
         metrics: Metrics,
         quantiles: Sequence[float],
+        *,
         drift: DriftStage | None = None,
+        alerts: AlertStage | None = None,
+        live_values: Callable[[], Mapping[str, float | None]] | None = None,
     ):
         self._store = store
         self._metrics = metrics
         self._quantiles = tuple(quantiles)
         self._drift = drift
+        self._alerts = alerts
+        self._live_values = live_values
         self.failures = 0
 
     def evaluate_pending(self) -> list[Window]:
@@ -68,7 +74,14 @@ class Evaluator:
         for window in self._store.pending_windows():
             try:
                 result = self.evaluate(self._store.window_contents(window))
-                self._store.save_result(window, result)
+                if self._alerts is None:
+                    self._store.save_result(window, result)
+                else:
+                    decision = self._alerts.decide(window, self._rule_values(result))
+                    result["alerts"] = decision.listed
+                    self._store.save_result(
+                        window, result, rule_states=decision.rule_states, outbox=decision.outbox
+                    )
             except Exception:
                 self.failures += 1
                 self._metrics.evaluation_errors.inc()
@@ -84,6 +97,16 @@ class Evaluator:
             )
             done.append(window)
         return done
+
+    def _rule_values(self, result: Mapping[str, Any]) -> dict[str, float | None]:
+        """What alert rules can name: the window's metrics, ``drift_drifted`` (1/0 when drift
+        was tested) and live values such as ``consumer_lag``."""
+        values: dict[str, float | None] = dict(result["metrics"])
+        drift = result["drift"]
+        values["drift_drifted"] = float(drift["drifted"]) if drift.get("tests") else None
+        if self._live_values is not None:
+            values.update(self._live_values())
+        return values
 
     def evaluate(self, contents: WindowContents) -> dict[str, Any]:
         return {

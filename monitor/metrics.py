@@ -99,6 +99,30 @@ class Metrics:
             registry=registry,
         )
 
+        self.alerts_firing = Gauge(
+            "alignwatch_alerts_firing",
+            "1 while an alert rule is firing, else 0.",
+            ["rule", "severity"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "alignwatch_deliveries",
+            "Notifications to sinks by outcome (sent, or failed after give_up_after).",
+            ["sink", "outcome"],
+            registry=registry,
+        )
+        self.outbox_pending = Gauge(
+            "alignwatch_outbox_pending",
+            "Notifications queued and not yet acknowledged.",
+            registry=registry,
+        )
+        self.triggers = Counter(
+            "alignwatch_triggers",
+            "Retraining triggers fired, by trigger rule.",
+            ["trigger"],
+            registry=registry,
+        )
+
     def set_drift(self, result: Mapping[str, Any]) -> None:
         self.drift_detected.set(1 if result["drifted"] else 0)
         for key, outcome in result["tests"].items():

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from monitor.config import StoreConfig
-from monitor.store.base import BatchOutcome, BatchWrite, SavedState, ScoredRecord, Store
+from monitor.store.base import (
+    BatchOutcome,
+    BatchWrite,
+    OutboxItem,
+    SavedState,
+    ScoredRecord,
+    Store,
+)
 from monitor.store.sqlite import SQLiteStore
 
 
@@ -16,4 +23,12 @@ def open_store(config: StoreConfig) -> Store:
     )
 
 
-__all__ = ["BatchOutcome", "BatchWrite", "SavedState", "ScoredRecord", "Store", "open_store"]
+__all__ = [
+    "BatchOutcome",
+    "BatchWrite",
+    "OutboxItem",
+    "SavedState",
+    "ScoredRecord",
+    "Store",
+    "open_store",
+]

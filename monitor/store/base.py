@@ -43,6 +43,17 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One notification for one sink; ``id`` is its idempotency key."""
+
+    id: str
+    sink: str
+    payload: bytes
+    created_ms: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SavedState:
     watermark: Mapping[str, int]
     positions: Mapping[str, int]
@@ -61,7 +72,30 @@ class Store(Protocol):
 
     def window_contents(self, window: Window) -> WindowContents: ...
 
-    def save_result(self, window: Window, result: Mapping[str, Any]) -> None: ...
+    def save_result(
+        self,
+        window: Window,
+        result: Mapping[str, Any],
+        *,
+        rule_states: Mapping[str, Mapping[str, Any]] | None = None,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
+        """Window result, rule states and queued notifications, in one transaction."""
+        ...
+
+    def rule_states(self) -> dict[str, dict[str, Any]]: ...
+
+    def due_outbox(self, now_ms: int, limit: int) -> list[OutboxItem]: ...
+
+    def outbox_settle(
+        self, item: OutboxItem, status: str, *, next_attempt_ms: int = 0, error: str | None = None
+    ) -> None: ...
+
+    def outbox_wake(self) -> int: ...
+
+    def outbox_counts(self) -> dict[str, int]: ...
+
+    def outbox_entries(self, limit: int) -> list[dict[str, Any]]: ...
 
     def results(self) -> list[tuple[Window, dict[str, Any]]]: ...
 

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import orjson
 from monitor.errors import StoreError
 from monitor.records import DeadLetter, DeadLetterReason
 from monitor.store.base import BatchOutcome, BatchWrite, SavedState, ScoredRecord
+from monitor.store.sqlite_outbox import OUTBOX_SCHEMA, OutboxTables
 from monitor.windows import Window, WindowContents
 
 SCHEMA_VERSION = 1
@@ -85,7 +86,7 @@ CREATE TABLE IF NOT EXISTS references_ (
 """
 
 
-class SQLiteStore:
+class SQLiteStore(OutboxTables):
     """``path`` may be ``":memory:"`` for a throw-away store (replays, tests)."""
 
     def __init__(
@@ -108,7 +109,7 @@ class SQLiteStore:
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             with self._db:
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(_SCHEMA + OUTBOX_SCHEMA)
                 self._check_schema_version()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -274,13 +275,6 @@ class SQLiteStore:
                 for name, group in _by_name(sampled).items()
             },
         )
-
-    def save_result(self, window: Window, result: Mapping[str, Any]) -> None:
-        with self._lock, self._transaction():
-            self._db.execute(
-                "UPDATE windows SET status = 'evaluated', result = ? WHERE start_ms = ?",
-                (orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), window.start_ms),
-            )
 
     def results(self) -> list[tuple[Window, dict[str, Any]]]:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Alert rules over window metrics, the outbox that delivers them, and the sink formats."""
