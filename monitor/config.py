@@ -168,7 +168,7 @@ class DriftConfig(_Strict):
 
 
 Comparator = Literal[">", ">=", "<", "<=", "==", "!="]
-_NAME = r"[a-z][a-z0-9_]*"
+_NAME = r"^[a-z][a-z0-9_]*$"
 
 
 class ThresholdRuleConfig(_Strict):
@@ -234,6 +234,16 @@ class MetricsConfig(_Strict):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token_env: str = "ALIGNWATCH_API_TOKEN"
+    max_body_bytes: int = Field(default=65_536, gt=0)
+    labels: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        default_factory=lambda: ["harmful", "biased", "incorrect", "ok"], min_length=1
+    )
+
+
 class RuntimeConfig(_Strict):
     shutdown_timeout: PositiveDuration = 30.0
 
@@ -254,6 +264,7 @@ class Config(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
+    api: ApiConfig = ApiConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     logging: LoggingConfig = LoggingConfig()
 

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from monitor.alerting.delivery import Deliverer
 from monitor.alerting.stage import AlertStage
 from monitor.config import Config
-from monitor.errors import AlignwatchError
+from monitor.errors import AlignwatchError, ConfigError
 from monitor.evaluation import Evaluator
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline, Totals
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MAX_RETRY_DELAY = 30.0
+_READY_HEARTBEAT_S = 60.0
 
 
 class Daemon:
@@ -66,6 +67,9 @@ class Daemon:
         self._drain_timeout = drain_timeout
         self.undelivered = 0
         self._lag_total: int | None = None
+        self._started = False
+        self._degraded = False
+        self._heartbeat = time.monotonic()
         self.deliverer: Deliverer | None = None
         self._on_batch = on_batch
         self.should_exit = threading.Event()
@@ -124,6 +128,7 @@ class Daemon:
             drift=drift,
             alerts=alerts,
             live_values=lambda: {"consumer_lag": self._lag_total},
+            feedback_labels=config.api.labels,
         )
         self.dead_letters: DeadLetterSink = open_dead_letter_sink(config)
         self._resources.append(self.dead_letters.close)
@@ -134,12 +139,55 @@ class Daemon:
                 config.metrics.port, config.metrics.host, registry=self.metrics.registry
             )
             self._resources.append(server.shutdown)
+        if self._serve_metrics and config.api.port:
+            self._start_api()
         if self._scheduled:
             self._start_scheduler()
         self._install_signal_handlers()
+        self._started = True
         log.info(
             "alignwatch started",
             extra={"source": config.source.type, "scorers": [s.name for s in scorers]},
+        )
+
+    def _start_api(self) -> None:
+        import uvicorn
+
+        from monitor.api import create_app
+
+        api = self.config.api
+        token = os.environ.get(api.token_env)
+        if not token:
+            raise ConfigError(
+                f"api.token_env: environment variable {api.token_env} is not set "
+                "(the feedback API needs a bearer token; set api.port to 0 to turn it off)"
+            )
+        app = create_app(
+            self.store,
+            self.metrics,
+            token=token,
+            labels=api.labels,
+            max_body_bytes=api.max_body_bytes,
+            ready=self.ready,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=api.host, port=api.port, log_config=None, access_log=False)
+        )
+        thread = threading.Thread(target=server.run, name="api", daemon=True)
+        thread.start()
+
+        def stop_api() -> None:
+            server.should_exit = True
+            thread.join(timeout=5)
+
+        self._resources.append(stop_api)
+
+    def ready(self) -> bool:
+        """Started, not stuck retrying a failed write, and the main loop is turning."""
+        return (
+            self._started
+            and not self._degraded
+            and time.monotonic() - self._heartbeat < _READY_HEARTBEAT_S
         )
 
     def _start_scheduler(self) -> None:
@@ -176,6 +224,7 @@ class Daemon:
     def main_loop(self) -> None:
         idle_since = time.monotonic()
         while not self.should_exit.is_set():
+            self._heartbeat = time.monotonic()
             messages = self._collect()
             if messages:
                 self._process(messages)
@@ -274,13 +323,18 @@ class Daemon:
         delay = 0.5
         while True:
             try:
-                return action()
+                result = action()
             except AlignwatchError as exc:
                 if self.should_exit.is_set():
                     raise
+                self._degraded = True
                 log.error("%s failed; retrying", what, extra={"error": str(exc), "retry_in": delay})
                 self.should_exit.wait(delay)
+                self._heartbeat = time.monotonic()
                 delay = min(delay * 2, _MAX_RETRY_DELAY)
+            else:
+                self._degraded = False
+                return result
 
     def _close_idle_windows(self, idle_since: float) -> bool:
         """With ``windows.idle_close_after`` set, a quiet source lets event time follow the

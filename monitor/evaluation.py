@@ -59,7 +59,9 @@ class Evaluator:
         drift: DriftStage | None = None,
         alerts: AlertStage | None = None,
         live_values: Callable[[], Mapping[str, float | None]] | None = None,
+        feedback_labels: Sequence[str] = (),
     ):
+        self._feedback_labels = tuple(feedback_labels)
         self._store = store
         self._metrics = metrics
         self._quantiles = tuple(quantiles)
@@ -109,8 +111,15 @@ class Evaluator:
         return values
 
     def evaluate(self, contents: WindowContents) -> dict[str, Any]:
+        metrics = aggregate(contents, self._quantiles)
+        flags = self._store.feedback_counts(contents.window)
+        for label in self._feedback_labels:
+            metrics[f"feedback_{label}_count"] = flags.get(label, 0)
+            metrics[f"feedback_{label}_rate"] = (
+                flags.get(label, 0) / contents.count if contents.count else None
+            )
         return {
-            "metrics": aggregate(contents, self._quantiles),
+            "metrics": metrics,
             "drift": self._drift.evaluate(contents) if self._drift is not None else {},
             "alerts": [],
         }

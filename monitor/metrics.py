@@ -123,6 +123,13 @@ class Metrics:
             registry=registry,
         )
 
+        self.feedback = Counter(
+            "alignwatch_feedback",
+            "Human feedback received, by label and whether the record id is known.",
+            ["label", "known"],
+            registry=registry,
+        )
+
     def set_drift(self, result: Mapping[str, Any]) -> None:
         self.drift_detected.set(1 if result["drifted"] else 0)
         for key, outcome in result["tests"].items():

@@ -14,6 +14,11 @@ from detectors.scorers.base import Scorer, TextPair, output_names
 SCORERS: dict[str, str] = {
     "response_tokens": "detectors.scorers.text:ResponseTokens",
     "refusal": "detectors.scorers.text:RefusalFlag",
+    "toxicity": "detectors.scorers.torch.toxicity:Toxicity",
+    "reward": "detectors.scorers.torch.reward:create_reward",
+    "embeddings": "detectors.scorers.torch.embeddings:Embeddings",
+    "sentiment": "detectors.bias.scorers:Sentiment",
+    "identity_mentions": "detectors.bias.scorers:IdentityMentions",
 }
 
 

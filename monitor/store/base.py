@@ -54,6 +54,15 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackEntry:
+    id: int
+    record_id: str
+    label: str
+    window_start_ms: int | None
+    known: bool  # the store holds a record with this id
+
+
+@dataclass(frozen=True, slots=True)
 class SavedState:
     watermark: Mapping[str, int]
     positions: Mapping[str, int]
@@ -97,7 +106,17 @@ class Store(Protocol):
 
     def outbox_entries(self, limit: int) -> list[dict[str, Any]]: ...
 
+    def add_feedback(
+        self, record_id: str, label: str, note: str | None, reviewer: str | None
+    ) -> FeedbackEntry: ...
+
+    def feedback_counts(self, window: Window) -> dict[str, int]: ...
+
+    def flagged_record_ids(self, labels: list[str], since_ms: int) -> list[tuple[str, str]]: ...
+
     def results(self) -> list[tuple[Window, dict[str, Any]]]: ...
+
+    def results_for(self, windows: Sequence[Window]) -> list[tuple[Window, dict[str, Any]]]: ...
 
     def evaluated_windows(
         self, *, before_ms: int | None = None, limit: int, newest_first: bool = False

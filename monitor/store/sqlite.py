@@ -29,6 +29,7 @@ import orjson
 from monitor.errors import StoreError
 from monitor.records import DeadLetter, DeadLetterReason
 from monitor.store.base import BatchOutcome, BatchWrite, SavedState, ScoredRecord
+from monitor.store.sqlite_feedback import FEEDBACK_SCHEMA, FeedbackTables
 from monitor.store.sqlite_outbox import OUTBOX_SCHEMA, OutboxTables
 from monitor.windows import Window, WindowContents
 
@@ -86,7 +87,7 @@ CREATE TABLE IF NOT EXISTS references_ (
 """
 
 
-class SQLiteStore(OutboxTables):
+class SQLiteStore(OutboxTables, FeedbackTables):
     """``path`` may be ``":memory:"`` for a throw-away store (replays, tests)."""
 
     def __init__(
@@ -109,7 +110,7 @@ class SQLiteStore(OutboxTables):
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             with self._db:
-                self._db.executescript(_SCHEMA + OUTBOX_SCHEMA)
+                self._db.executescript(_SCHEMA + OUTBOX_SCHEMA + FEEDBACK_SCHEMA)
                 self._check_schema_version()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -281,6 +282,16 @@ class SQLiteStore(OutboxTables):
             rows = self._db.execute(
                 "SELECT start_ms, end_ms, result FROM windows WHERE status = 'evaluated' "
                 "ORDER BY start_ms"
+            ).fetchall()
+        return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
+
+    def results_for(self, windows: Sequence[Window]) -> list[tuple[Window, dict[str, Any]]]:
+        marks = ",".join("?" * len(windows))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT start_ms, end_ms, result FROM windows WHERE status = 'evaluated' "
+                f"AND start_ms IN ({marks})",
+                [w.start_ms for w in windows],
             ).fetchall()
         return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
 
