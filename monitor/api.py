@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor.metrics import Metrics
 from monitor.store import Store
 
+# Module level: with postponed annotations FastAPI resolves these names in module globals.
+_BEARER = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
 
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -52,11 +56,10 @@ def create_app(
     ready: Callable[[], bool],
 ) -> FastAPI:
     app = FastAPI(title="alignwatch", version="1", description=__doc__)
-    bearer = HTTPBearer(auto_error=False)
     lock = threading.Lock()  # one feedback write at a time; the store serialises anyway
 
     def authorised(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Credentials,
     ) -> None:
         if credentials is None or not hmac.compare_digest(
             credentials.credentials.encode(), token.encode()
@@ -73,13 +76,13 @@ def create_app(
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             return JSONResponse(
                 {"detail": f"request body over {max_body_bytes} bytes"},
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                413,
             )
         body = await request.body()
         if len(body) > max_body_bytes:
             return JSONResponse(
                 {"detail": f"request body over {max_body_bytes} bytes"},
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                413,
             )
         return await call_next(request)
 
@@ -93,7 +96,7 @@ def create_app(
     def post_feedback(feedback: FeedbackIn) -> FeedbackOut:
         if feedback.label not in labels:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                422,
                 f"label {feedback.label!r} is not one of {labels}",
             )
         with lock:
@@ -138,3 +141,28 @@ def create_app(
         return JSONResponse({"status": "not ready"}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
     return app
+
+
+def openapi_document() -> str:
+    """The OpenAPI document as committed in ``docs/openapi.json`` (``alignwatch openapi``)."""
+    import orjson
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import ApiConfig
+    from monitor.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(":memory:")
+    try:
+        app = create_app(
+            store,
+            Metrics(CollectorRegistry()),
+            token="unused",
+            labels=ApiConfig().labels,
+            max_body_bytes=ApiConfig().max_body_bytes,
+            ready=lambda: True,
+        )
+        return orjson.dumps(
+            app.openapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        ).decode()
+    finally:
+        store.close()

@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     build.set_defaults(handler=_baseline_build)
 
+    openapi = commands.add_parser("openapi", help="print the HTTP API's OpenAPI document")
+    openapi.set_defaults(handler=_openapi)
+
     check = commands.add_parser("check-config", help="validate a config file and its scorers")
     check.add_argument("config", type=Path)
     check.set_defaults(handler=_check_config)
@@ -268,6 +271,13 @@ def _check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     print(f"{args.config}: OK")
+    return 0
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    from monitor.api import openapi_document
+
+    sys.stdout.write(openapi_document() + "\n")
     return 0
 
 

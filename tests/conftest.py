@@ -42,6 +42,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "store": {"path": "store.db"},
             "dead_letter": {"path": "dead_letters.jsonl"},
             "metrics": {"port": 0},
+            "api": {"port": 0},
             "logging": {"level": "WARNING"},
         }
         path = tmp_path / name
