@@ -235,6 +235,7 @@ def summary(daemon: Daemon) -> dict[str, Any]:
             "metrics": result["metrics"],
             "drift": result["drift"],
             "alerts": result["alerts"],
+            "triggers": result.get("triggers", []),
         }
         for window, result in daemon.final_results
     ]

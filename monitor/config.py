@@ -123,6 +123,7 @@ class StoreConfig(_Strict):
     path: Path = Path("alignwatch.db")
     retention: PositiveDuration = 7 * 86400.0
     vector_sample: int = Field(default=1000, gt=0, le=100_000)
+    keep_texts: Literal["none", "notable", "all"] = "notable"
     example_chars: int = Field(default=300, ge=0)
 
 
@@ -229,6 +230,33 @@ class AlertsConfig(_Strict):
         return self
 
 
+class ExportConfig(_Strict):
+    directory: Path = Path("exports")
+    # The trigger's window and this many before it.
+    windows: int = Field(default=3, gt=0)
+    # A record is exported (and its texts kept when store.keep_texts is "notable") when a
+    # score is above / below these thresholds.
+    score_above: dict[str, float] = Field(default_factory=lambda: {"toxicity": 0.5})
+    score_below: dict[str, float] = Field(default_factory=dict)
+    feedback_labels: list[str] = Field(default_factory=lambda: ["harmful", "biased", "incorrect"])
+    max_records: int = Field(default=10_000, gt=0)
+    parquet: bool = True
+
+
+class TriggersConfig(_Strict):
+    rules: list[ThresholdRuleConfig] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    # At most one trigger per rule (reason) within this much event time.
+    cooldown: PositiveDuration = 6 * 3600.0
+    export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _webhooks(self) -> TriggersConfig:
+        if any(sink.type != "webhook" for sink in self.sinks):
+            raise ValueError("triggers.sinks: triggers go to webhook sinks only")
+        return self
+
+
 class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
@@ -262,11 +290,19 @@ class Config(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     drift: DriftConfig = DriftConfig()
     alerts: AlertsConfig = AlertsConfig()
+    triggers: TriggersConfig = TriggersConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
     api: ApiConfig = ApiConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _sink_names(self) -> Config:
+        names = [s.name for s in self.alerts.sinks] + [s.name for s in self.triggers.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sink names must be unique across alerts and triggers: {names}")
+        return self
 
     @model_validator(mode="after")
     def _unique_scorer_names(self) -> Config:
@@ -332,6 +368,13 @@ def _resolve_paths(config: Config, base_dir: Path) -> Config:
         "store": config.store.model_copy(update={"path": absolute(config.store.path)}),
         "dead_letter": config.dead_letter.model_copy(
             update={"path": absolute(config.dead_letter.path)}
+        ),
+        "triggers": config.triggers.model_copy(
+            update={
+                "export": config.triggers.export.model_copy(
+                    update={"directory": absolute(config.triggers.export.directory)}
+                )
+            }
         ),
         "drift": config.drift.model_copy(
             update={

@@ -19,14 +19,16 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from monitor.alerting.delivery import Deliverer
+from monitor.alerting.export import notable
 from monitor.alerting.stage import AlertStage
+from monitor.alerting.triggers import TriggerStage
 from monitor.config import Config
 from monitor.errors import AlignwatchError, ConfigError
 from monitor.evaluation import Evaluator
@@ -105,21 +107,30 @@ class Daemon:
             max_bytes=config.records.max_bytes,
             max_future_ms=int(config.records.max_future * 1000),
             state=state,
+            keep_text=_keep_text(config),
         )
         drift = None
         if config.drift.enabled:
             from monitor.drift import DriftStage  # statistics libraries load only when used
 
             drift = DriftStage(config.drift, self.store, self.metrics)
-        alerts = None
+        saved_states = self.store.rule_states()
+        alerts = triggers = None
         if config.alerts.rules:
             alerts = AlertStage(
-                config.alerts, self.metrics, self.store.rule_states(), enqueue=self._deliver_alerts
+                config.alerts, self.metrics, saved_states, enqueue=self._deliver_alerts
             )
-        if self._deliver_alerts and config.alerts.sinks:
-            self.deliverer = Deliverer(
-                self.store, config.alerts.sinks, config.alerts.delivery, self.metrics
+        if config.triggers.rules:
+            triggers = TriggerStage(
+                config.triggers,
+                self.store,
+                self.metrics,
+                saved_states,
+                enqueue=self._deliver_alerts,
             )
+        sinks = [*config.alerts.sinks, *config.triggers.sinks]
+        if self._deliver_alerts and sinks:
+            self.deliverer = Deliverer(self.store, sinks, config.alerts.delivery, self.metrics)
             self._resources.append(self.deliverer.close)
         self.evaluator = Evaluator(
             self.store,
@@ -127,6 +138,7 @@ class Daemon:
             config.evaluation.quantiles,
             drift=drift,
             alerts=alerts,
+            triggers=triggers,
             live_values=lambda: {"consumer_lag": self._lag_total},
             feedback_labels=config.api.labels,
         )
@@ -371,3 +383,11 @@ class Daemon:
         """Second signal or a drain past runtime.shutdown_timeout: uncommitted work is re-read."""
         log.error("forced exit before the drain finished")
         os._exit(1)
+
+
+def _keep_text(config: Config) -> Callable[[Mapping[str, float]], bool]:
+    """Which records' texts the store keeps (``store.keep_texts``)."""
+    if config.store.keep_texts == "notable":
+        return notable(config.triggers.export)
+    keep = config.store.keep_texts == "all"
+    return lambda scores: keep

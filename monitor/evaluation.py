@@ -14,6 +14,7 @@ from monitor.windows import Window, WindowContents
 
 if TYPE_CHECKING:
     from monitor.alerting.stage import AlertStage
+    from monitor.alerting.triggers import TriggerStage
     from monitor.drift import DriftStage
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Evaluator:
         *,
         drift: DriftStage | None = None,
         alerts: AlertStage | None = None,
+        triggers: TriggerStage | None = None,
         live_values: Callable[[], Mapping[str, float | None]] | None = None,
         feedback_labels: Sequence[str] = (),
     ):
@@ -67,6 +69,7 @@ class Evaluator:
         self._quantiles = tuple(quantiles)
         self._drift = drift
         self._alerts = alerts
+        self._triggers = triggers
         self._live_values = live_values
         self.failures = 0
 
@@ -76,14 +79,20 @@ class Evaluator:
         for window in self._store.pending_windows():
             try:
                 result = self.evaluate(self._store.window_contents(window))
-                if self._alerts is None:
-                    self._store.save_result(window, result)
-                else:
-                    decision = self._alerts.decide(window, self._rule_values(result))
-                    result["alerts"] = decision.listed
-                    self._store.save_result(
-                        window, result, rule_states=decision.rule_states, outbox=decision.outbox
-                    )
+                rule_states: dict[str, Any] = {}
+                outbox: list[Any] = []
+                values = self._rule_values(result)
+                if self._alerts is not None:
+                    alerts = self._alerts.decide(window, values)
+                    result["alerts"] = alerts.listed
+                    rule_states |= alerts.rule_states
+                    outbox += alerts.outbox
+                if self._triggers is not None:
+                    triggers = self._triggers.decide(window, values, result["drift"])
+                    result["triggers"] = triggers.listed
+                    rule_states |= triggers.rule_states
+                    outbox += triggers.outbox
+                self._store.save_result(window, result, rule_states=rule_states, outbox=outbox)
             except Exception:
                 self.failures += 1
                 self._metrics.evaluation_errors.inc()
@@ -122,4 +131,5 @@ class Evaluator:
             "metrics": metrics,
             "drift": self._drift.evaluate(contents) if self._drift is not None else {},
             "alerts": [],
+            "triggers": [],
         }

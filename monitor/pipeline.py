@@ -7,7 +7,7 @@ commits the source positions it carries.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.metrics import Metrics
@@ -49,7 +49,9 @@ class Pipeline:
         max_bytes: int,
         max_future_ms: int,
         state: SavedState,
+        keep_text: Callable[[Mapping[str, float]], bool] = lambda scores: False,
     ):
+        self._keep_text = keep_text
         self._scoring = scoring
         self._metrics = metrics
         self._window_ms = window_ms
@@ -92,7 +94,9 @@ class Pipeline:
         late: list[tuple[ScoredRecord, bytes]] = []
         for record, result in scored:
             window = window_of(record.ts_ms, self._window_ms)
-            item = ScoredRecord(record, window, result.scores, result.vectors)
+            item = ScoredRecord(
+                record, window, result.scores, result.vectors, self._keep_text(result.scores)
+            )
             if self._closed(item.window):
                 late.append((item, raw_of[id(record)]))
             else:

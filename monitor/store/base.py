@@ -18,6 +18,7 @@ class ScoredRecord:
     window: Window
     scores: Mapping[str, float]
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
+    keep_text: bool = False  # keep prompt/response for retraining exports
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +113,17 @@ class Store(Protocol):
 
     def feedback_counts(self, window: Window) -> dict[str, int]: ...
 
-    def flagged_record_ids(self, labels: list[str], since_ms: int) -> list[tuple[str, str]]: ...
+    def flagged_record_ids(
+        self, labels: Sequence[str], window_starts: Sequence[int]
+    ) -> list[tuple[str, str]]: ...
 
     def results(self) -> list[tuple[Window, dict[str, Any]]]: ...
 
     def results_for(self, windows: Sequence[Window]) -> list[tuple[Window, dict[str, Any]]]: ...
+
+    def records_with_texts(
+        self, window_starts: Sequence[int], record_ids: Sequence[str] = ()
+    ) -> list[dict[str, Any]]: ...
 
     def evaluated_windows(
         self, *, before_ms: int | None = None, limit: int, newest_first: bool = False

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS records (
     scores BLOB NOT NULL,
     source_partition TEXT NOT NULL,
     source_offset INTEGER NOT NULL,
+    texts BLOB,
     PRIMARY KEY (window_start, record_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -147,7 +148,7 @@ class SQLiteStore(OutboxTables, FeedbackTables):
                 {(s.window.start_ms, s.window.end_ms) for s in batch.on_time},
             )
             accepted = db.executemany(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_record_row(s) for s in batch.on_time],
             ).rowcount
             self._sample_vectors(batch.on_time)
@@ -295,6 +296,34 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             ).fetchall()
         return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
 
+    def records_with_texts(
+        self, window_starts: Sequence[int], record_ids: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Records of these windows whose texts were kept, plus any with these ids."""
+        starts = ",".join("?" * len(window_starts))
+        ids = ",".join("?" * len(record_ids))
+        where = f"(window_start IN ({starts}) AND texts IS NOT NULL)"
+        if record_ids:
+            where += f" OR record_id IN ({ids})"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT window_start, record_id, ts_ms, model, metadata, scores, texts "
+                f"FROM records WHERE {where} ORDER BY window_start, record_id",
+                [*window_starts, *record_ids],
+            ).fetchall()
+        return [
+            {
+                "window_start_ms": start,
+                "id": record_id,
+                "ts_ms": ts_ms,
+                "model": model,
+                "metadata": orjson.loads(metadata),
+                "scores": orjson.loads(scores),
+                **(orjson.loads(texts) if texts is not None else {}),
+            }
+            for start, record_id, ts_ms, model, metadata, scores, texts in rows
+        ]
+
     def evaluated_windows(
         self, *, before_ms: int | None = None, limit: int, newest_first: bool = False
     ) -> list[Window]:
@@ -409,6 +438,11 @@ def _record_row(scored: ScoredRecord) -> tuple[Any, ...]:
         orjson.dumps(dict(scored.scores)),
         record.position.partition,
         record.position.offset,
+        orjson.dumps(
+            {"prompt": record.prompt, "response": record.response, "context": record.context}
+        )
+        if scored.keep_text
+        else None,
     )
 
 

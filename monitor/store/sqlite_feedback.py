@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from monitor.store.base import FeedbackEntry
@@ -68,12 +69,15 @@ class FeedbackTables:
             ).fetchall()
         return dict(rows)
 
-    def flagged_record_ids(self, labels: list[str], since_ms: int) -> list[tuple[str, str]]:
-        """(record id, label) of feedback with one of ``labels`` received since ``since_ms``."""
-        marks = ",".join("?" * len(labels))
+    def flagged_record_ids(
+        self, labels: Sequence[str], window_starts: Sequence[int]
+    ) -> list[tuple[str, str]]:
+        """(record id, label) of feedback with one of ``labels`` on records of these windows."""
+        label_marks = ",".join("?" * len(labels))
+        window_marks = ",".join("?" * len(window_starts))
         with self._lock:
             return self._db.execute(
-                f"SELECT record_id, label FROM feedback WHERE label IN ({marks}) "
-                "AND received_ms >= ? ORDER BY id",
-                (*labels, since_ms),
+                f"SELECT record_id, label FROM feedback WHERE label IN ({label_marks}) "
+                f"AND window_start IN ({window_marks}) ORDER BY id",
+                (*labels, *window_starts),
             ).fetchall()
