@@ -236,6 +236,7 @@ def summary(daemon: Daemon) -> dict[str, Any]:
             "drift": result["drift"],
             "alerts": result["alerts"],
             "triggers": result.get("triggers", []),
+            "bias": result.get("bias", {}),
         }
         for window, result in daemon.final_results
     ]

@@ -257,6 +257,24 @@ class TriggersConfig(_Strict):
         return self
 
 
+class BiasConfig(_Strict):
+    enabled: bool = False
+    # The identity_mentions scorer instance whose <name>_<category>_<group> scores say
+    # which groups a record mentions.
+    mentions: str = "identity_mentions"
+    # Score names compared between groups; a name not scored is skipped.
+    toxicity: str = "toxicity"
+    sentiment: str = "sentiment"
+    refusal: str = "refusal"
+    reward: str = "reward"
+    segments: list[str] = Field(default_factory=list)
+    toxic_threshold: float = 0.5
+    min_count: int = Field(default=20, gt=1)
+    # Re-score kept responses with identity terms swapped (needs the toxicity scorer).
+    sensitivity: bool = True
+    sensitivity_texts: int = Field(default=100, gt=0)
+
+
 class MetricsConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
@@ -289,6 +307,7 @@ class Config(_Strict):
     windows: WindowsConfig = WindowsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     drift: DriftConfig = DriftConfig()
+    bias: BiasConfig = BiasConfig()
     alerts: AlertsConfig = AlertsConfig()
     triggers: TriggersConfig = TriggersConfig()
     store: StoreConfig = StoreConfig()

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -40,6 +40,9 @@ from monitor.sinks.dead_letter import DeadLetterSink, open_dead_letter_sink
 from monitor.sources import Source, open_source
 from monitor.store import BatchOutcome, Store, open_store
 from monitor.windows import Window
+
+if TYPE_CHECKING:
+    from monitor.bias import BiasStage
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +102,21 @@ class Daemon:
         self.store: Store = open_store(config.store)
         self._resources.append(self.store.close)
         state = self.store.load_state()
+        scoring_lock = threading.Lock()
+        bias = None
+        if config.bias.enabled:
+            from monitor.bias import BiasStage
+
+            bias = BiasStage(config.bias, scorers, self.store, scoring_lock)
         self.pipeline = Pipeline(
-            scoring=ScoringStage(scorers, self.metrics),
+            scoring=ScoringStage(scorers, self.metrics, scoring_lock),
             metrics=self.metrics,
             window_ms=int(config.windows.size * 1000),
             lateness_ms=int(config.windows.allowed_lateness * 1000),
             max_bytes=config.records.max_bytes,
             max_future_ms=int(config.records.max_future * 1000),
             state=state,
-            keep_text=_keep_text(config),
+            keep_text=_keep_text(config, bias),
         )
         drift = None
         if config.drift.enabled:
@@ -139,6 +148,7 @@ class Daemon:
             drift=drift,
             alerts=alerts,
             triggers=triggers,
+            bias=bias,
             live_values=lambda: {"consumer_lag": self._lag_total},
             feedback_labels=config.api.labels,
         )
@@ -385,9 +395,13 @@ class Daemon:
         os._exit(1)
 
 
-def _keep_text(config: Config) -> Callable[[Mapping[str, float]], bool]:
-    """Which records' texts the store keeps (``store.keep_texts``)."""
-    if config.store.keep_texts == "notable":
-        return notable(config.triggers.export)
-    keep = config.store.keep_texts == "all"
-    return lambda scores: keep
+def _keep_text(config: Config, bias: BiasStage | None) -> Callable[[Mapping[str, float]], bool]:
+    """Which records' texts the store keeps (``store.keep_texts``): with "notable", those
+    past the export thresholds and, with bias enabled, those mentioning an identity group."""
+    if config.store.keep_texts != "notable":
+        keep = config.store.keep_texts == "all"
+        return lambda scores: keep
+    exported = notable(config.triggers.export)
+    if bias is None:
+        return exported
+    return lambda scores: exported(scores) or bias.keeps_text(scores)

@@ -15,6 +15,7 @@ from monitor.windows import Window, WindowContents
 if TYPE_CHECKING:
     from monitor.alerting.stage import AlertStage
     from monitor.alerting.triggers import TriggerStage
+    from monitor.bias import BiasStage
     from monitor.drift import DriftStage
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Evaluator:
         drift: DriftStage | None = None,
         alerts: AlertStage | None = None,
         triggers: TriggerStage | None = None,
+        bias: BiasStage | None = None,
         live_values: Callable[[], Mapping[str, float | None]] | None = None,
         feedback_labels: Sequence[str] = (),
     ):
@@ -70,6 +72,7 @@ class Evaluator:
         self._drift = drift
         self._alerts = alerts
         self._triggers = triggers
+        self._bias = bias
         self._live_values = live_values
         self.failures = 0
 
@@ -127,8 +130,13 @@ class Evaluator:
             metrics[f"feedback_{label}_rate"] = (
                 flags.get(label, 0) / contents.count if contents.count else None
             )
+        bias: dict[str, Any] = {}
+        if self._bias is not None:
+            bias, headlines = self._bias.evaluate(contents)
+            metrics.update(headlines)
         return {
             "metrics": metrics,
+            "bias": bias,
             "drift": self._drift.evaluate(contents) if self._drift is not None else {},
             "alerts": [],
             "triggers": [],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,9 +67,16 @@ class RecordScores:
 
 
 class ScoringStage:
-    def __init__(self, scorers: Sequence[NamedScorer], metrics: Metrics):
+    def __init__(
+        self,
+        scorers: Sequence[NamedScorer],
+        metrics: Metrics,
+        lock: threading.Lock | None = None,
+    ):
         self.scorers = list(scorers)
         self._metrics = metrics
+        # Shared with window evaluation, which re-scores texts for the bias sensitivity check.
+        self._lock = lock or threading.Lock()
 
     def score(
         self, records: Sequence[Record]
@@ -99,14 +107,15 @@ class ScoringStage:
         failures = [ScoringFailure(records[i], detail) for i, detail in sorted(failed.items())]
         return scored, failures
 
-    @staticmethod
     def _apply(
+        self,
         named: NamedScorer,
         records: Sequence[Record],
         rows: list[RecordScores],
         indices: Sequence[int],
     ) -> None:
-        results = named.scorer.score(records)
+        with self._lock:
+            results = named.scorer.score(records)
         for suffix, output in zip(named.scorer.outputs, named.outputs, strict=True):
             values = np.asarray(results[suffix], dtype=np.float64)
             if values.ndim == 2 and values.shape[0] == len(records):

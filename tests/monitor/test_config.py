@@ -23,10 +23,27 @@ def _error(document: dict, tmp_path: Path) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "example.yaml"])
-def test_shipped_configs_validate_and_build(name: str):
+@pytest.mark.parametrize(
+    ("name", "scorers"),
+    [
+        ("default.yaml", ["response_tokens", "refusal"]),
+        (
+            "example.yaml",
+            [
+                "response_tokens",
+                "refusal",
+                "toxicity",
+                "embeddings",
+                "reward",
+                "sentiment",
+                "identity_mentions",
+            ],
+        ),
+    ],
+)
+def test_shipped_configs_validate_and_build(name: str, scorers: list[str]):
     config = load_config(ROOT / "config" / name)
-    assert [s.name for s in build_scorers(config.scorers)] == ["response_tokens", "refusal"]
+    assert [s.name for s in build_scorers(config.scorers)] == scorers
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path):

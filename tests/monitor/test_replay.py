@@ -52,7 +52,16 @@ def test_replay_json_on_the_bundled_sample(tmp_path: Path):
     assert windows[0]["end"] == "2026-11-02T09:05:00.000Z"
     assert sum(w["count"] for w in windows) == 1200
     for window in windows:
-        assert set(window) == {"start", "end", "count", "metrics", "drift", "alerts", "triggers"}
+        assert set(window) == {
+            "start",
+            "end",
+            "count",
+            "metrics",
+            "drift",
+            "alerts",
+            "triggers",
+            "bias",
+        }
         assert window["metrics"]["count"] == window["count"]
         assert 0 <= window["metrics"]["refusal_mean"] <= 1
         assert window["metrics"]["response_tokens_p50"] > 0
