@@ -249,12 +249,32 @@ def _print_summary(daemon: Daemon) -> None:
     print("records: " + ", ".join(f"{key} {value:,}" for key, value in records.items()))
     for window in document["windows"]:
         metrics = window["metrics"]
-        shown = ", ".join(
-            f"{name} {value:.3g}"
-            for name, value in metrics.items()
-            if value is not None and (name == "count" or name.endswith(("_mean", "_count")))
-        )
-        print(f"{window['start']} .. {window['end']}: {shown}")
+        shown = [
+            f"{name} {metrics[name]:.3g}"
+            for name in _HEADLINE_METRICS
+            if metrics.get(name) is not None
+        ]
+        drift = window["drift"]
+        if drift:
+            shown.append(
+                "drift " + ("DRIFTED" if drift["drifted"] else "ok" if drift["tests"] else "-")
+            )
+        firing = [a["rule"] for a in window["alerts"] if a["state"] == "firing"]
+        if firing:
+            shown.append("firing " + ",".join(firing))
+        print(f"{window['start']} .. {window['end']}: " + ", ".join(shown))
+
+
+_HEADLINE_METRICS = (
+    "count",
+    "invalid_count",
+    "late_count",
+    "toxicity_mean",
+    "refusal_mean",
+    "reward_mean",
+    "sentiment_mean",
+    "response_tokens_mean",
+)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -35,11 +35,9 @@ def _replay(config: Path, data: Path, *extra: str) -> tuple[dict, str]:
     return orjson.loads(lines[0]), result.stderr.decode()
 
 
-def test_replay_json_on_the_bundled_sample(tmp_path: Path):
+def test_replay_json_on_the_bundled_sample(tmp_path: Path, write_config: Callable[..., Path]):
     dead = tmp_path / "dead.jsonl"
-    document, stderr = _replay(
-        ROOT / "config" / "default.yaml", SAMPLE, "--dead-letters", str(dead)
-    )
+    document, stderr = _replay(write_config(), SAMPLE, "--dead-letters", str(dead))
     assert set(document) == {"records", "windows"}
     records = document["records"]
     lines = [line for line in SAMPLE.read_bytes().splitlines() if line.strip()]
@@ -122,3 +120,20 @@ def test_config_errors_exit_2_and_name_the_key(tmp_path: Path, write_config: Cal
     )
     assert result.returncode == 2
     assert b"windows.size: expected a duration" in result.stderr
+
+
+def test_the_default_config_runs_the_bundled_models_drift_and_bias(tmp_path: Path):
+    """The README's main job: real offline models, drift against the first windows, bias."""
+    document, _ = _replay(
+        ROOT / "config" / "default.yaml", SAMPLE, "--dead-letters", str(tmp_path / "dl.jsonl")
+    )
+    windows = document["windows"]
+    assert len(windows) == 12 and document["records"]["valid"] == 1200
+    metrics = windows[0]["metrics"]
+    assert 0 <= metrics["toxicity_mean"] < 0.2 and 0 < metrics["reward_mean"] <= 1
+    assert -1 <= metrics["sentiment_mean"] <= 1
+    assert all(w["drift"]["reference"] is None for w in windows[:3])
+    tested = windows[3]["drift"]["tests"]
+    assert {"ks:toxicity", "chi2:model", "chi2:segment", "mmd:embeddings_response"} <= set(tested)
+    assert all(0 <= t["p_value"] <= 1 for t in tested.values() if t["p_value"] is not None)
+    assert set(windows[3]["bias"]) == {"mentions", "segments"}
