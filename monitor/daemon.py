@@ -102,6 +102,7 @@ class Daemon:
         self.store: Store = open_store(config.store)
         self._resources.append(self.store.close)
         state = self.store.load_state()
+        self.metrics.watch_scorers({named.name: named.scorer for named in scorers})
         scoring_lock = threading.Lock()
         bias = None
         if config.bias.enabled:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -130,6 +132,10 @@ class Metrics:
             registry=registry,
         )
 
+    def watch_scorers(self, scorers: Mapping[str, Any]) -> None:
+        """Export the running counters model scorers keep (``.stats``), read at scrape time."""
+        self.registry.register(_ScorerStats(scorers))
+
     def set_drift(self, result: Mapping[str, Any]) -> None:
         self.drift_detected.set(1 if result["drifted"] else 0)
         for key, outcome in result["tests"].items():
@@ -145,3 +151,18 @@ class Metrics:
         for name, value in metrics.items():
             if value is not None:
                 self.window_metric.labels(metric=name).set(value)
+
+
+class _ScorerStats(Collector):
+    def __init__(self, scorers: Mapping[str, Any]):
+        self._scorers = {name: s for name, s in scorers.items() if hasattr(s, "stats")}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for field, help_text in (
+            ("truncated", "Texts cut at the scorer's max_length."),
+            ("oom_splits", "Batches halved after a CUDA out-of-memory error (none dropped)."),
+        ):
+            family = CounterMetricFamily(f"alignwatch_scorer_{field}", help_text, labels=["scorer"])
+            for name, scorer in self._scorers.items():
+                family.add_metric([name], getattr(scorer.stats, field))
+            yield family
