@@ -4,10 +4,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Real servers the tests talk to, from Debian's packages (installed once, as root).
-APT_PACKAGES := prometheus-alertmanager
-APT_BINARIES := prometheus-alertmanager
+APT_PACKAGES := prometheus prometheus-alertmanager systemd
+APT_BINARIES := prometheus promtool prometheus-alertmanager amtool systemd-analyze
 
-.PHONY: setup run test lint bench system-deps
+# helm, built once from the Go module proxy (about 5 minutes cold), cached outside the repo.
+TOOLS := $(HOME)/.cache/alignwatch/bin
+HELM_VERSION := v4.3.2
+
+.PHONY: setup run test lint bench system-deps tools
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +39,14 @@ system-deps:
 	    --no-install-recommends $(APT_PACKAGES); \
 	fi
 
+$(TOOLS)/helm:
+	mkdir -p $(TOOLS); tmp=$$(mktemp -d); GOBIN=$(TOOLS) GOMODCACHE=$$tmp/mod GOCACHE=$$tmp/cache \
+	  GOFLAGS=-modcacherw go install \
+	  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)" \
+	  helm.sh/helm/v4/cmd/helm@$(HELM_VERSION); s=$$?; rm -rf $$tmp; exit $$s
+
+tools: $(TOOLS)/helm
+
 # Lint, then every test (the real Kafka broker is started once by a session fixture).
-test: lint system-deps
-	$(PY) -m pytest
+test: lint system-deps tools
+	PATH="$(TOOLS):$$PATH" $(PY) -m pytest

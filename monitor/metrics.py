@@ -17,6 +17,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
+        self._lag_partitions: set[str] = set()
         self.consumed = Counter(
             "alignwatch_records_consumed", "Messages read from the source.", registry=registry
         )
@@ -143,8 +144,12 @@ class Metrics:
                 self.drift_p_value.labels(test=key).set(outcome["adjusted_p_value"])
 
     def set_lag(self, lag: Mapping[str, int]) -> None:
+        """Current lag per partition; partitions no longer reported (revoked) are dropped."""
+        for partition in self._lag_partitions - lag.keys():
+            self.lag.remove(partition)
         for partition, value in lag.items():
             self.lag.labels(partition=partition).set(value)
+        self._lag_partitions = set(lag)
 
     def set_window(self, end_ms: int, metrics: Mapping[str, float | None]) -> None:
         self.window_end.set(end_ms / 1000)

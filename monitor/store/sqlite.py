@@ -34,6 +34,9 @@ from monitor.store.sqlite_outbox import OUTBOX_SCHEMA, OutboxTables
 from monitor.windows import Window, WindowContents
 
 SCHEMA_VERSION = 1
+# The dead-letter sink gets every byte; the store keeps this much of each, for counting
+# and a look, so a flood of huge messages cannot fill memory or disk.
+DEAD_LETTER_KEPT_BYTES = 65_536
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -63,6 +66,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
     raw BLOB NOT NULL,
+    raw_size INTEGER NOT NULL,
     ts_ms INTEGER,
     record_id TEXT,
     window_start INTEGER,
@@ -161,7 +165,7 @@ class SQLiteStore(OutboxTables, FeedbackTables):
                     late.append((_late_letter(candidate, raw), candidate.window))
             letters = [*batch.dead_letters, *late]
             new_letters = db.executemany(
-                "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_dead_letter_row(d, w, now_ms) for d, w in letters],
             ).rowcount
             db.executemany(
@@ -464,7 +468,8 @@ def _dead_letter_row(letter: DeadLetter, window: Window | None, now_ms: int) -> 
         letter.position.offset,
         letter.reason.value,
         letter.detail,
-        letter.raw,
+        letter.raw[:DEAD_LETTER_KEPT_BYTES],
+        len(letter.raw),
         letter.ts_ms,
         letter.record_id,
         window.start_ms if window is not None else None,

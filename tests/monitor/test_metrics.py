@@ -17,3 +17,14 @@ def test_scorer_running_counters_are_read_at_scrape_time():
     assert (
         registry.get_sample_value("alignwatch_scorer_truncated_total", {"scorer": "light"}) is None
     )
+
+
+def test_lag_of_revoked_partitions_is_dropped():
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.set_lag({"t:0": 5, "t:1": 7})
+    metrics.set_lag({"t:1": 3})
+    assert (
+        registry.get_sample_value("alignwatch_consumer_lag_records", {"partition": "t:0"}) is None
+    )
+    assert registry.get_sample_value("alignwatch_consumer_lag_records", {"partition": "t:1"}) == 3
