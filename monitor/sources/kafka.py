@@ -52,6 +52,9 @@ def consumer_options(config: KafkaSourceConfig) -> dict[str, Any]:
         if key not in KafkaConsumer.DEFAULT_CONFIG:
             raise ConfigError(f"source.kafka.client_options.{key}: not a kafka-python option")
     return {
+        # New partitions, and topics whose metadata was missing at the first join, are
+        # noticed within this (kafka-python's default is 5 minutes).
+        "metadata_max_age_ms": 30_000,
         **config.client_options,
         "bootstrap_servers": config.bootstrap_servers,
         "group_id": config.group_id,
@@ -81,12 +84,22 @@ class KafkaSource:
                 source._assigned |= keys
                 log.info("partitions assigned", extra={"partitions": sorted(keys)})
 
+        for topic in config.topics:
+            # Fetch each topic's metadata before joining: a group leader that joins without
+            # it assigns nothing and may wait up to metadata_max_age_ms to notice.
+            if not self._consumer.partitions_for_topic(topic):
+                log.warning("topic has no partitions yet; waiting for it", extra={"topic": topic})
         self._consumer.subscribe(topics=list(config.topics), listener=_Listener())
         self._lag: dict[str, int] = {}
         self._lag_checked = 0.0
 
     def poll(self, max_records: int, timeout: float) -> list[RawMessage]:
+        started = time.monotonic()
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        if not batches and not self._consumer.assignment():
+            # Without partitions poll() returns at once; waiting out the timeout keeps an
+            # unassigned member (more members than partitions, say) from spinning a core.
+            time.sleep(max(0.0, timeout - (time.monotonic() - started)))
         return [
             RawMessage(
                 message.value if message.value is not None else b"",
@@ -99,7 +112,7 @@ class KafkaSource:
 
     def commit(self, positions: Mapping[str, int]) -> None:
         from kafka import OffsetAndMetadata, TopicPartition
-        from kafka.errors import CommitFailedError
+        from kafka.errors import CommitFailedError, KafkaError
 
         if not positions:
             return
@@ -112,6 +125,11 @@ class KafkaSource:
         except CommitFailedError as exc:
             # A rebalance took the partitions; their next owner re-reads from the last commit.
             log.warning("offset commit refused after a rebalance", extra={"error": str(exc)})
+        except KafkaError as exc:
+            # The broker is unreachable. The store already holds the batch, and the next
+            # batch commits these positions again; a restart before that re-reads, and the
+            # store counts the re-read records as duplicates.
+            log.warning("offset commit failed; will commit again", extra={"error": repr(exc)})
 
     @property
     def exhausted(self) -> bool:

@@ -26,7 +26,18 @@ def _error(document: dict, tmp_path: Path) -> str:
 @pytest.mark.parametrize(
     ("name", "scorers"),
     [
-        ("default.yaml", ["response_tokens", "refusal"]),
+        (
+            "default.yaml",
+            [
+                "response_tokens",
+                "refusal",
+                "toxicity",
+                "embeddings",
+                "reward",
+                "sentiment",
+                "identity_mentions",
+            ],
+        ),
         (
             "example.yaml",
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -23,11 +24,21 @@ PARTITIONS = 3
 
 
 def _topic(broker: Any, name: str) -> str:
+    """Create the topic and wait until its metadata is served (CreateTopics returns first)."""
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     try:
         admin.create_topics([NewTopic(name, PARTITIONS, 1)])
     finally:
         admin.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        deadline = time.monotonic() + 30
+        while len(consumer.partitions_for_topic(name) or ()) < PARTITIONS:
+            assert time.monotonic() < deadline, f"topic {name} has no metadata after 30 s"
+            time.sleep(0.1)
+            consumer.topics()  # refreshes the metadata
+    finally:
+        consumer.close()
     return name
 
 
