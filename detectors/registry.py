@@ -23,7 +23,16 @@ def load_object(import_string: str) -> Any:
 
 
 def resolve(registry: Mapping[str, str], name: str, kind: str) -> Any:
-    """Look ``name`` up in ``registry``; an unknown name lists the known ones."""
+    """Look ``name`` up in ``registry``; an unknown name lists the known ones.
+
+    A name holding a colon is an import string itself (``package.module:Class``), so a
+    deployment can plug in its own implementation without editing the registry.
+    """
+    if ":" in name:
+        try:
+            return load_object(name)
+        except ImportError as exc:
+            raise DetectorError(f"{kind} {name!r}: cannot import it: {exc}") from None
     try:
         import_string = registry[name]
     except KeyError:

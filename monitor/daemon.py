@@ -206,10 +206,11 @@ class Daemon:
         self._resources.append(stop_api)
 
     def ready(self) -> bool:
-        """Started, not stuck retrying a failed write, and the main loop is turning."""
+        """Started, source reachable, not stuck retrying a failed write, loop turning."""
         return (
             self._started
             and not self._degraded
+            and self.source.healthy()
             and time.monotonic() - self._heartbeat < _READY_HEARTBEAT_S
         )
 

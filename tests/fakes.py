@@ -25,3 +25,18 @@ class PromptVectors:
             row[seed % 8] += 3.0
             rows.append(row)
         return {"prompt": np.array(rows)}
+
+
+class SlowTokens:
+    """Response length, at a fixed cost per batch: scoring slower than the input arrives."""
+
+    outputs: tuple[str, ...] = ("",)
+
+    def __init__(self, seconds_per_batch: float = 0.05):
+        self.seconds_per_batch = seconds_per_batch
+
+    def score(self, items: Sequence[TextPair]) -> Mapping[str, np.ndarray]:
+        import time
+
+        time.sleep(self.seconds_per_batch)
+        return {"": np.array([float(len(item.response)) for item in items])}

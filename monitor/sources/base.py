@@ -31,6 +31,10 @@ class Source(Protocol):
         """Partitions taken away since the last call; their uncommitted messages must go."""
         ...
 
+    def healthy(self) -> bool:
+        """False while the source cannot reach what it reads from (readiness reports it)."""
+        ...
+
     def lag(self) -> dict[str, int]:
         """Messages not yet read, per partition, where the source can tell."""
         ...

@@ -102,6 +102,9 @@ class FileSource:
     def take_revoked(self) -> set[str]:
         return set()
 
+    def healthy(self) -> bool:
+        return True
+
     def lag(self) -> dict[str, int]:
         return {}
 

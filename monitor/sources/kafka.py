@@ -17,6 +17,8 @@ from monitor.records import Position, RawMessage
 
 log = logging.getLogger(__name__)
 
+_HEALTH_TIMEOUT_MS = 5_000
+
 # Options the daemon owns: setting them through client_options would break its guarantees.
 _RESERVED = frozenset(
     {
@@ -92,6 +94,7 @@ class KafkaSource:
         self._consumer.subscribe(topics=list(config.topics), listener=_Listener())
         self._lag: dict[str, int] = {}
         self._lag_checked = 0.0
+        self._healthy = True
 
     def poll(self, max_records: int, timeout: float) -> list[RawMessage]:
         started = time.monotonic()
@@ -121,11 +124,13 @@ class KafkaSource:
             for key, offset in positions.items()
         }
         try:
-            self._consumer.commit(offsets)
+            # Bounded: kafka-python's default waits for a coordinator forever.
+            self._consumer.commit(offsets, timeout_ms=_HEALTH_TIMEOUT_MS)
         except CommitFailedError as exc:
             # A rebalance took the partitions; their next owner re-reads from the last commit.
             log.warning("offset commit refused after a rebalance", extra={"error": str(exc)})
         except KafkaError as exc:
+            self._healthy = False
             # The broker is unreachable. The store already holds the batch, and the next
             # batch commits these positions again; a restart before that re-reads, and the
             # store counts the re-read records as duplicates.
@@ -143,20 +148,39 @@ class KafkaSource:
         revoked, self._revoked = self._revoked, set()
         return revoked
 
+    def healthy(self) -> bool:
+        return self._healthy
+
     def lag(self) -> dict[str, int]:
-        """Records behind the log end per partition, refreshed at most every lag_interval."""
+        """Records behind the log end per partition, refreshed at most every lag_interval.
+
+        The refresh doubles as the broker health check behind readiness.
+        """
+        from kafka.errors import KafkaError
+
         now = time.monotonic()
-        if now - self._lag_checked >= self._config.lag_interval:
-            self._lag_checked = now
-            assigned = list(self._consumer.assignment())
-            if assigned:
-                ends = self._consumer.end_offsets(assigned)
-                self._lag = {
-                    partition_key(tp.topic, tp.partition): max(
-                        0, ends[tp] - self._consumer.position(tp)
-                    )
-                    for tp in assigned
-                }
+        if now - self._lag_checked < self._config.lag_interval:
+            return self._lag
+        self._lag_checked = now
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return self._lag
+        try:
+            ends = self._consumer.end_offsets(assigned, timeout_ms=_HEALTH_TIMEOUT_MS)
+            self._lag = {
+                partition_key(tp.topic, tp.partition): max(
+                    0, ends[tp] - self._consumer.position(tp, timeout_ms=_HEALTH_TIMEOUT_MS)
+                )
+                for tp in assigned
+            }
+        except KafkaError as exc:
+            if self._healthy:
+                log.error("Kafka unreachable", extra={"error": repr(exc)})
+            self._healthy = False
+        else:
+            if not self._healthy:
+                log.info("Kafka reachable again")
+            self._healthy = True
         return self._lag
 
     def close(self) -> None:

@@ -62,3 +62,20 @@ def test_importing_the_registry_and_light_scorers_does_not_import_torch() -> Non
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_scorer_type_may_be_an_import_string_for_plugins() -> None:
+    scorer = create_scorer("tests.fakes:SlowTokens", {"seconds_per_batch": 0.0})
+    scores = scorer.score([Pair("q", "four"), Pair("q", "")])
+    assert scores[""].tolist() == [4.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("type_name", "message"),
+    [("tests.fakes:Missing", "has no attribute"), ("no_such_pkg:Scorer", "cannot import")],
+)
+def test_a_bad_import_string_names_what_is_wrong(type_name: str, message: str) -> None:
+    from detectors.errors import DetectorError
+
+    with pytest.raises(DetectorError, match=message):
+        create_scorer(type_name)

@@ -1,0 +1,74 @@
+"""The broker stops for 30 s mid-run: readiness reports it, the daemon reconnects, and
+every record is counted once."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_process import DaemonProcess, stored_records, window_counts
+from tests.monitor.test_kafka import _committed_all, _config, _produce, _topic
+
+pytestmark = pytest.mark.kafka
+
+OUTAGE_S = 30
+
+
+def _ready(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def test_broker_outage_is_reported_and_survived(
+    kafka_broker: Any,
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("ALIGNWATCH_API_TOKEN", "t")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    topic = _topic(kafka_broker, f"outage-{uuid.uuid4().hex[:8]}")
+    _produce(kafka_broker, topic, valid=6_000, malformed=0)
+    config = _config(
+        write_config,
+        kafka_broker,
+        topic,
+        batch={"max_size": 10, "max_wait": "10ms"},
+        api={"port": port},
+    )
+    db = tmp_path / "store.db"
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_for(lambda: stored_records(db) >= 1_000, 120, "part of the topic")
+        kafka_broker.stop_process()
+        down_at = time.monotonic()
+        daemon.wait_for(lambda: _ready(port) == 503, 25, "readiness to report the outage")
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
+        assert _ready(port) == 503
+        kafka_broker.start_process()
+        daemon.wait_for(
+            lambda: _committed_all(kafka_broker, topic), 180, "the rest after the outage"
+        )
+        daemon.wait_for(lambda: _ready(port) == 200, 30, "readiness to recover")
+    finally:
+        if not kafka_broker.is_running:
+            kafka_broker.start_process()
+        code = daemon.stop()
+    assert code == 0, daemon.log_tail()
+    assert sum(window_counts(db).values()) == 6_000
+    assert stored_records(db) == 6_000
