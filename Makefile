@@ -11,7 +11,7 @@ APT_BINARIES := prometheus promtool prometheus-alertmanager amtool systemd-analy
 TOOLS := $(HOME)/.cache/alignwatch/bin
 HELM_VERSION := v4.3.2
 
-.PHONY: setup run test lint bench system-deps tools
+.PHONY: setup run test lint system-deps tools audit
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,3 +50,12 @@ tools: $(TOOLS)/helm
 # Lint, then every test (the real Kafka broker is started once by a session fixture).
 test: lint system-deps tools
 	PATH="$(TOOLS):$$PATH" $(PY) -m pytest
+
+# Known vulnerabilities in the installed dependencies. Needs the PyPI JSON API or OSV, so it
+# is not part of `make test` (docs/reliability.md); --strict fails on what it cannot check.
+# pip-audit lives in its own venv so that it never changes what the tests run against.
+audit: $(STAMP)
+	test -x .venv-audit/bin/pip-audit || \
+	  (python3 -m venv .venv-audit && .venv-audit/bin/pip install --quiet pip-audit)
+	$(PY) -m pip freeze --exclude-editable > .venv-audit/requirements.lock
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip -r .venv-audit/requirements.lock

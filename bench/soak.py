@@ -3,12 +3,14 @@
     .venv/bin/python bench/soak.py [--records 1000000]
 
 The input is written in chunks and replayed by a child process whose RSS this script
-samples from /proc; the target is RSS growth from middle to end of at most 10%.
+samples from /proc once a second; the target is RSS growth from the first sample to the
+last of at most 10%. It then checks that the windows counted every record exactly once.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,18 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _counted(db: Path) -> int:
+    """Records counted by evaluated windows plus those in windows still open."""
+    with sqlite3.connect(db) as connection:
+        results = connection.execute("SELECT result FROM windows WHERE status = 'evaluated'")
+        evaluated = sum(orjson.loads(row[0])["metrics"]["count"] for row in results)
+        (pending,) = connection.execute(
+            "SELECT COUNT(*) FROM records WHERE window_start IN"
+            " (SELECT start_ms FROM windows WHERE status != 'evaluated')"
+        ).fetchone()
+    return evaluated + pending
 
 
 def main() -> None:
@@ -72,7 +86,8 @@ def main() -> None:
             if rss:
                 samples.append(rss)
         elapsed = time.monotonic() - started
-    assert child.returncode == 0, "the soak run failed"
+        assert child.returncode == 0, "the soak run failed"
+        counted = _counted(folder / "soak.db")
     start_rss, middle_rss, end_rss = samples[0], samples[len(samples) // 2], samples[-1]
     print(f"records: {args.records:,}  input: {size / 1e6:.0f} MB  elapsed: {elapsed:.1f} s")
     print(f"records/s: {args.records / elapsed:,.0f}")
@@ -80,7 +95,12 @@ def main() -> None:
         f"RSS start {start_rss / 1024:.0f} MiB, middle {middle_rss / 1024:.0f} MiB, "
         f"end {end_rss / 1024:.0f} MiB"
     )
-    print(f"growth middle->end: {(end_rss - middle_rss) / middle_rss:+.1%} (target <= +10%)")
+    print(f"growth start->end: {(end_rss - start_rss) / start_rss:+.1%} (target <= +10%)")
+    print(f"growth middle->end: {(end_rss - middle_rss) / middle_rss:+.1%}")
+    tenths = [samples[len(samples) * i // 10] // 1024 for i in range(10)] + [end_rss // 1024]
+    print(f"RSS by tenth of the run (MiB): {tenths}")
+    print(f"counted in windows: {counted:,} of {args.records:,}")
+    assert counted == args.records, "records were lost or double-counted"
 
 
 if __name__ == "__main__":

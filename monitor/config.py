@@ -6,6 +6,7 @@ error names the offending key. Relative paths resolve against the config file's 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,7 +58,32 @@ class KafkaSourceConfig(_Strict):
     group_id: str = "alignwatch"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     client_options: dict[str, Any] = Field(default_factory=dict)
+    # Option name -> environment variable holding its value: secrets stay out of the file.
+    client_options_env: dict[str, str] = Field(default_factory=dict)
     lag_interval: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _options_given_once(self) -> KafkaSourceConfig:
+        both = sorted(set(self.client_options) & set(self.client_options_env))
+        if both:
+            raise ValueError(f"{both[0]!r} is in both client_options and client_options_env")
+        return self
+
+    def client_settings(self) -> dict[str, Any]:
+        """client_options with the client_options_env values read from the environment.
+
+        Errors name the variable, never its value.
+        """
+        settings = dict(self.client_options)
+        for option, variable in self.client_options_env.items():
+            value = os.environ.get(variable)
+            if not value:
+                raise ConfigError(
+                    f"source.kafka.client_options_env.{option}: environment variable "
+                    f"{variable} is not set"
+                )
+            settings[option] = value
+        return settings
 
 
 class SourceConfig(_Strict):

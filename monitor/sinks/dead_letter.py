@@ -120,7 +120,8 @@ def kafka_sink(config: Config) -> DeadLetterSink:
     kafka = config.source.kafka
     if kafka is None:
         raise AlignwatchError("dead_letter.type: 'kafka' needs source.kafka for its brokers")
-    options = {k: v for k, v in kafka.client_options.items() if k in KafkaProducer.DEFAULT_CONFIG}
+    settings = kafka.client_settings()
+    options = {k: v for k, v in settings.items() if k in KafkaProducer.DEFAULT_CONFIG}
     options["bootstrap_servers"] = kafka.bootstrap_servers
     return KafkaDeadLetterSink(options, config.dead_letter.topic)
 

@@ -45,19 +45,20 @@ def consumer_options(config: KafkaSourceConfig) -> dict[str, Any]:
     """Validated keyword arguments for ``KafkaConsumer``."""
     from kafka import KafkaConsumer
 
-    for key in config.client_options:
-        if key in _RESERVED:
-            raise ConfigError(
-                f"source.kafka.client_options.{key}: set by alignwatch itself; "
-                "use the matching source.kafka key instead, if there is one"
-            )
-        if key not in KafkaConsumer.DEFAULT_CONFIG:
-            raise ConfigError(f"source.kafka.client_options.{key}: not a kafka-python option")
+    for field in ("client_options", "client_options_env"):
+        for key in getattr(config, field):
+            if key in _RESERVED:
+                raise ConfigError(
+                    f"source.kafka.{field}.{key}: set by alignwatch itself; "
+                    "use the matching source.kafka key instead, if there is one"
+                )
+            if key not in KafkaConsumer.DEFAULT_CONFIG:
+                raise ConfigError(f"source.kafka.{field}.{key}: not a kafka-python option")
     return {
         # New partitions, and topics whose metadata was missing at the first join, are
         # noticed within this (kafka-python's default is 5 minutes).
         "metadata_max_age_ms": 30_000,
-        **config.client_options,
+        **config.client_settings(),
         "bootstrap_servers": config.bootstrap_servers,
         "group_id": config.group_id,
         "enable_auto_commit": False,
@@ -99,6 +100,7 @@ class KafkaSource:
     def poll(self, max_records: int, timeout: float) -> list[RawMessage]:
         started = time.monotonic()
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        self._keep_join_pending()
         if not batches and not self._consumer.assignment():
             # Without partitions poll() returns at once; waiting out the timeout keeps an
             # unassigned member (more members than partitions, say) from spinning a core.
@@ -112,6 +114,19 @@ class KafkaSource:
             for tp, messages in batches.items()
             for message in messages
         ]
+
+    def _keep_join_pending(self) -> None:
+        """Work around a kafka-python 3.0.12 hang (the Java client's KAFKA-9815).
+
+        A rejoin triggered by a metadata change is not flagged in ``rejoin_needed``; the
+        group leader's own assignment then makes the snapshots agree again, so a poll()
+        that times out between JoinGroup and SyncGroup leaves a join nobody finishes and
+        the member never takes its partitions. Flagging the join in flight makes the next
+        poll() await it, which is what the flag means.
+        """
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None and getattr(coordinator, "_join_task", None) is not None:
+            coordinator.request_rejoin()
 
     def commit(self, positions: Mapping[str, int]) -> None:
         from kafka import OffsetAndMetadata, TopicPartition

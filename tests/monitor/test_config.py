@@ -136,3 +136,57 @@ def test_kafka_client_options_are_checked(tmp_path: Path, capsys: pytest.Capture
     path.write_text(yaml.safe_dump({**MINIMAL, "source": kafka}))
     assert main(["check-config", str(path)]) == 2
     assert "source.kafka.client_options.enable_auto_commit" in capsys.readouterr().err
+
+
+def _kafka_document(**kafka: object) -> dict:
+    source = {"type": "kafka", "kafka": {"bootstrap_servers": ["127.0.0.1:1"], "topics": ["t"]}}
+    source["kafka"].update(kafka)
+    return {**MINIMAL, "source": source}
+
+
+def test_kafka_secrets_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.sources.kafka import consumer_options
+
+    document = _kafka_document(
+        client_options={"sasl_plain_username": "svc"},
+        client_options_env={"sasl_plain_password": "KAFKA_PASSWORD"},
+    )
+    config = parse_config(document, base_dir=tmp_path)
+    monkeypatch.setenv("KAFKA_PASSWORD", "hunter2-secret")
+    options = consumer_options(config.source.kafka)
+    assert options["sasl_plain_password"] == "hunter2-secret"
+    assert options["sasl_plain_username"] == "svc"
+
+    monkeypatch.delenv("KAFKA_PASSWORD")
+    with pytest.raises(
+        ConfigError, match=r"client_options_env\.sasl_plain_password: .*KAFKA_PASSWORD"
+    ):
+        consumer_options(config.source.kafka)
+
+
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        (
+            {
+                "client_options": {"sasl_plain_password": "x"},
+                "client_options_env": {"sasl_plain_password": "P"},
+            },
+            "in both client_options and client_options_env",
+        ),
+        ({"client_options_env": {"group_id": "G"}}, "client_options_env.group_id: set by"),
+        ({"client_options_env": {"sasl_pasword": "P"}}, "not a kafka-python option"),
+    ],
+)
+def test_bad_kafka_secret_settings_name_the_key(
+    tmp_path: Path, kafka: dict, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.sources.kafka import consumer_options
+
+    monkeypatch.setenv("P", "value")
+    monkeypatch.setenv("G", "value")
+    with pytest.raises(ConfigError, match=message):
+        config = parse_config(_kafka_document(**kafka), base_dir=tmp_path)
+        consumer_options(config.source.kafka)

@@ -78,3 +78,4 @@ def test_slow_scoring_keeps_memory_bounded_and_shows_lag(
     assert max(lags) > 1_000, "consumer lag must be visible while scoring falls behind"
     # The topic is ~100 MB; the daemon holds a batch and kafka-python's bounded fetch buffer.
     assert peak_kib < 500_000, f"peak RSS {peak_kib} KiB"
+    print(f"100 MB topic, slow scorer: peak RSS {peak_kib / 1024:.0f} MiB, max lag {max(lags):.0f}")
