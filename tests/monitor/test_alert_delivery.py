@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
 from monitor.cli import main
 from tests.conftest import SAMPLE
 from tests.daemon_process import DaemonProcess
@@ -198,9 +198,16 @@ def test_deliver_retries_through_500s_signs_and_reaches_every_sink(
     assert present[0]["annotations"]["threshold"] == ">= 1.0"
 
 
-def test_tampered_body_fails_verification():
-    assert not verify_signature(b"k", str(int(time.time())), b"{}", "sha256=00")
-    assert not verify_signature(b"k", "1", b"{}", "sha256=00")
+def test_signatures_verify_only_with_the_key_the_body_and_a_fresh_timestamp():
+    now = str(int(time.time()))
+    signature = sign(b"k", now, b'{"a":1}')
+    assert verify_signature(b"k", now, b'{"a":1}', signature)
+    assert not verify_signature(b"other", now, b'{"a":1}', signature)  # wrong key
+    assert not verify_signature(b"k", now, b'{"a":2}', signature)  # tampered body
+    assert not verify_signature(b"k", now, b'{"a":1}', "sha256=00")  # forged signature
+    stale = str(int(time.time()) - 301)
+    assert not verify_signature(b"k", stale, b'{"a":1}', sign(b"k", stale, b'{"a":1}'))
+    assert not verify_signature(b"k", "yesterday", b'{"a":1}', signature)
 
 
 def test_pending_deliveries_survive_a_restart(

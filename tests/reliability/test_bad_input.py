@@ -49,6 +49,10 @@ def test_hostile_corpus_is_accounted_for_and_memory_stays_bounded(
     assert records["duplicates"] >= 700  # the repeated id "dup" counts once
     # 2 MB strings and 5,000-deep nesting, 10,000 times: the process stays small.
     assert peak_kib < 400_000, f"peak RSS {peak_kib} KiB"
+    print(
+        f"hostile corpus: {dict(reasons)}, late {records['late']}, "
+        f"duplicates {records['duplicates']}, peak RSS {peak_kib / 1024:.0f} MiB"
+    )
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent through
