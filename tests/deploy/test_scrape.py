@@ -4,7 +4,6 @@ cleanly on them and the dashboard's queries run. The daemon follows a file (no K
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,18 +20,13 @@ import yaml
 from tests.conftest import SAMPLE
 from tests.daemon_process import DaemonProcess
 from tests.deploy.support import DASHBOARD, RULES, iter_rules, tool
+from tests.net import free_port
 
 RECORDS = 200
 STARTUP_S = 60
 EVALUATION_INTERVAL_S = 1
 # Grafana's variables, as a query over a few seconds of data needs them.
 DASHBOARD_VARIABLES = {"$__rate_interval": "1m", "$job": "alignwatch", "$instance": ".*"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +16,7 @@ from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, 
 from monitor.cli import main
 from tests.conftest import SAMPLE
 from tests.daemon_process import DaemonProcess
+from tests.net import free_port
 from tests.receivers import Receiver
 
 SECRET = "s3cret-hmac-key"
@@ -40,12 +40,6 @@ TRAFFIC = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -54,7 +48,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
     )
     config = tmp_path / "alertmanager.yml"
     config.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -214,7 +208,7 @@ def test_pending_deliveries_survive_a_restart(
     tmp_path: Path, write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("ALIGNWATCH_WEBHOOK_SECRET", SECRET)
-    port = _free_port()  # nothing listens yet
+    port = free_port()  # nothing listens yet
     data = tmp_path / "input.jsonl"
     shutil.copy(SAMPLE, data)
     config = _config(

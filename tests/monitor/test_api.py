@@ -197,7 +197,6 @@ def test_fuzzed_listing_queries_never_get_a_5xx(client: TestClient, limit: objec
 def test_the_daemon_serves_the_api_and_counts_flags_in_window_metrics(
     tmp_path: Path, write_config, monkeypatch: pytest.MonkeyPatch
 ):
-    import socket
     import urllib.error
     import urllib.request
 
@@ -205,10 +204,9 @@ def test_the_daemon_serves_the_api_and_counts_flags_in_window_metrics(
 
     from tests.daemon_process import DaemonProcess
     from tests.generate import make_records
+    from tests.net import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     monkeypatch.setenv("ALIGNWATCH_API_TOKEN", TOKEN)
     data = tmp_path / "input.jsonl"
     start = 1_793_610_000_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ import orjson
 
 from tests.daemon_process import DaemonProcess, stored_records, window_counts
 from tests.generate import make_records
+from tests.net import free_port
 
 START = 1_793_610_000_000
 
@@ -62,17 +62,11 @@ def test_sigkill_and_restart_gives_the_uninterrupted_counts(
     assert window_counts(db) == expected
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_metrics_endpoint_exports_the_pipeline(tmp_path: Path, write_config: Callable[..., Path]):
     data = tmp_path / "input.jsonl"
     _write_records(data, 50)
     data.open("ab").write(b"{broken\n")
-    port = _free_port()
+    port = free_port()
     config = write_config(
         {
             "source": {"file": {"follow": True, "poll_interval": "50ms"}},

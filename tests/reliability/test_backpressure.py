@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from kafka import KafkaProducer
 from tests.daemon_process import DaemonProcess, stored_records
 from tests.generate import make_records
 from tests.monitor.test_kafka import PARTITIONS, START, _committed_all, _config, _topic
+from tests.net import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -48,9 +48,7 @@ def test_slow_scoring_keeps_memory_bounded_and_shows_lag(
         producer.send(topic, orjson.dumps(record), partition=index % PARTITIONS)
     producer.flush()
     producer.close()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = _config(
         write_config,
         kafka_broker,

@@ -3,10 +3,7 @@ every record is counted once."""
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,20 +13,11 @@ import pytest
 
 from tests.daemon_process import DaemonProcess, stored_records, window_counts
 from tests.monitor.test_kafka import _committed_all, _config, _produce, _topic
+from tests.net import free_port, http_status
 
 pytestmark = pytest.mark.kafka
 
 OUTAGE_S = 30
-
-
-def _ready(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
 
 
 def test_broker_outage_is_reported_and_survived(
@@ -39,9 +27,8 @@ def test_broker_outage_is_reported_and_survived(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.setenv("ALIGNWATCH_API_TOKEN", "t")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
+    ready = f"http://127.0.0.1:{port}/readyz"
     topic = _topic(kafka_broker, f"outage-{uuid.uuid4().hex[:8]}")
     _produce(kafka_broker, topic, valid=6_000, malformed=0)
     config = _config(
@@ -57,16 +44,16 @@ def test_broker_outage_is_reported_and_survived(
         daemon.wait_for(lambda: stored_records(db) >= 1_000, 120, "part of the topic")
         kafka_broker.stop_process()
         down_at = time.monotonic()
-        daemon.wait_for(lambda: _ready(port) == 503, 25, "readiness to report the outage")
+        daemon.wait_for(lambda: http_status(ready) == 503, 25, "readiness to report the outage")
         reported_after = time.monotonic() - down_at
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
-        assert _ready(port) == 503
+        assert http_status(ready) == 503
         kafka_broker.start_process()
         up_at = time.monotonic()
         daemon.wait_for(
             lambda: _committed_all(kafka_broker, topic), 180, "the rest after the outage"
         )
-        daemon.wait_for(lambda: _ready(port) == 200, 30, "readiness to recover")
+        daemon.wait_for(lambda: http_status(ready) == 200, 30, "readiness to recover")
         recovered_after = time.monotonic() - up_at
     finally:
         if not kafka_broker.is_running:
