@@ -145,11 +145,13 @@ class KafkaSource:
             # A rebalance took the partitions; their next owner re-reads from the last commit.
             log.warning("offset commit refused after a rebalance", extra={"error": str(exc)})
         except KafkaError as exc:
-            self._healthy = False
+            self._set_health(exc)
             # The broker is unreachable. The store already holds the batch, and the next
             # batch commits these positions again; a restart before that re-reads, and the
             # store counts the re-read records as duplicates.
             log.warning("offset commit failed; will commit again", extra={"error": repr(exc)})
+        else:
+            self._set_health(None)
 
     @property
     def exhausted(self) -> bool:
@@ -189,14 +191,18 @@ class KafkaSource:
                 for tp in assigned
             }
         except KafkaError as exc:
-            if self._healthy:
-                log.error("Kafka unreachable", extra={"error": repr(exc)})
-            self._healthy = False
+            self._set_health(exc)
         else:
-            if not self._healthy:
-                log.info("Kafka reachable again")
-            self._healthy = True
+            self._set_health(None)
         return self._lag
+
+    def _set_health(self, error: Exception | None) -> None:
+        """Log only the changes: an outage is one error line, not one per batch."""
+        if error is not None and self._healthy:
+            log.error("Kafka unreachable", extra={"error": repr(error)})
+        elif error is None and not self._healthy:
+            log.info("Kafka reachable again")
+        self._healthy = error is None
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
