@@ -30,7 +30,7 @@ from monitor.alerting.export import notable
 from monitor.alerting.stage import AlertStage
 from monitor.alerting.triggers import TriggerStage
 from monitor.config import Config
-from monitor.errors import AlignwatchError, ConfigError
+from monitor.errors import AlignwatchError, ConfigError, Unavailable
 from monitor.evaluation import Evaluator
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline, Totals
@@ -89,9 +89,13 @@ class Daemon:
 
     def run(self) -> int:
         """Run until the input ends or a signal asks to stop; 0 on a clean stop."""
-        self.startup()
         try:
+            self.startup()
             self.main_loop()
+        except Unavailable:
+            if not self.should_exit.is_set():
+                raise
+            log.warning("stopped while waiting for Kafka")
         finally:
             self.shutdown()
         return 0 if self.evaluator.failures == 0 else 1
@@ -153,10 +157,8 @@ class Daemon:
             live_values=lambda: {"consumer_lag": self._lag_total},
             feedback_labels=config.api.labels,
         )
-        self.dead_letters: DeadLetterSink = open_dead_letter_sink(config)
-        self._resources.append(self.dead_letters.close)
-        self.source: Source = open_source(config, state.positions)
-        self._resources.append(self.source.close)
+        # Probes, metrics and signals first: while Kafka is unreachable at start-up the
+        # daemon waits for it, alive but not ready, instead of exiting into a crash loop.
         if self._serve_metrics and config.metrics.port:
             server, _ = start_http_server(
                 config.metrics.port, config.metrics.host, registry=self.metrics.registry
@@ -164,9 +166,17 @@ class Daemon:
             self._resources.append(server.shutdown)
         if self._serve_metrics and config.api.port:
             self._start_api()
+        self._install_signal_handlers()
+        self.dead_letters: DeadLetterSink = self._retry(
+            "connecting the dead-letter sink", lambda: open_dead_letter_sink(config), Unavailable
+        )
+        self._resources.append(self.dead_letters.close)
+        self.source: Source = self._retry(
+            "connecting the source", lambda: open_source(config, state.positions), Unavailable
+        )
+        self._resources.append(self.source.close)
         if self._scheduled:
             self._start_scheduler()
-        self._install_signal_handlers()
         self._started = True
         log.info(
             "alignwatch started",
@@ -342,13 +352,18 @@ class Daemon:
         self.dead_letters.add(letters)
         self.dead_letters.flush()
 
-    def _retry(self, what: str, action: Callable[[], T]) -> T:
+    def _retry(
+        self,
+        what: str,
+        action: Callable[[], T],
+        retry_on: type[AlignwatchError] = AlignwatchError,
+    ) -> T:
         """Repeat ``action`` with capped backoff: stopping beats losing data."""
         delay = 0.5
         while True:
             try:
                 result = action()
-            except AlignwatchError as exc:
+            except retry_on as exc:
                 if self.should_exit.is_set():
                     raise
                 self._degraded = True

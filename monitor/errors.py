@@ -11,5 +11,9 @@ class ConfigError(AlignwatchError):
     """The configuration is invalid; the message names the offending key."""
 
 
+class Unavailable(AlignwatchError):
+    """A broker the daemon needs cannot be reached yet; waiting for it may be all it takes."""
+
+
 class StoreError(AlignwatchError):
     """The store could not persist or read state; consuming must stop until it can."""

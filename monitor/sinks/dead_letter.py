@@ -17,7 +17,7 @@ import orjson
 
 from detectors.registry import resolve
 from monitor.config import Config
-from monitor.errors import AlignwatchError
+from monitor.errors import AlignwatchError, Unavailable
 from monitor.records import DeadLetter
 from monitor.windows import iso
 
@@ -71,8 +71,12 @@ class KafkaDeadLetterSink:
 
     def __init__(self, producer_options: dict[str, Any], topic: str | None):
         from kafka import KafkaProducer
+        from kafka.errors import KafkaError
 
-        self._producer = KafkaProducer(**producer_options, acks="all")
+        try:
+            self._producer = KafkaProducer(**producer_options, acks="all")
+        except KafkaError as exc:
+            raise Unavailable(f"dead-letter topic: {exc}") from exc
         self._topic = topic
         self._pending: list[Any] = []
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitor.config import Config, KafkaSourceConfig
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, Unavailable
 from monitor.records import Position, RawMessage
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,14 @@ def consumer_options(config: KafkaSourceConfig) -> dict[str, Any]:
 class KafkaSource:
     def __init__(self, config: KafkaSourceConfig):
         from kafka import ConsumerRebalanceListener, KafkaConsumer
+        from kafka.errors import KafkaError
 
         self._config = config
-        self._consumer = KafkaConsumer(**consumer_options(config))
+        options = consumer_options(config)
+        try:
+            self._consumer = KafkaConsumer(**options)
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka source: {exc}") from exc
         self._revoked: set[str] = set()
         self._assigned: set[str] = set()
         source = self
