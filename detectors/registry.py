@@ -7,6 +7,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from detectors.errors import DetectorError
 
 
@@ -39,3 +41,21 @@ def resolve(registry: Mapping[str, str], name: str, kind: str) -> Any:
         known = ", ".join(sorted(registry))
         raise DetectorError(f"unknown {kind} {name!r}; known: {known}") from None
     return load_object(import_string)
+
+
+def create(
+    registry: Mapping[str, str], name: str, kind: str, options: Mapping[str, Any] | None
+) -> Any:
+    """Build ``name`` from ``registry`` with ``options``; bad options raise DetectorError
+    naming each offending option."""
+    cls = resolve(registry, name, kind)
+    try:
+        return cls(**dict(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise DetectorError(f"invalid options for {kind} {name!r}: {problems}") from None
+    except (TypeError, ValueError) as exc:
+        raise DetectorError(f"invalid options for {kind} {name!r}: {exc}") from None

@@ -8,12 +8,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+
 
 @dataclass(frozen=True)
 class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+    def signed_with(self, secret: str) -> bool:
+        """The receiver's check: alignwatch's signature over this body, fresh timestamp."""
+        return verify_signature(
+            secret.encode(),
+            self.headers[TIMESTAMP_HEADER],
+            self.body,
+            self.headers[SIGNATURE_HEADER],
+        )
 
 
 class Receiver:

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from detectors.drift.base import DriftTest, Kind, TestResult
 from detectors.drift.correction import Correction, adjust_p_values
 from detectors.drift.reference import ReferenceSnapshot, build_reference
 from detectors.drift.runner import DriftReport, TestOutcome, WindowData, run_drift_tests
-from detectors.errors import DetectorError
-from detectors.registry import resolve
+from detectors.registry import create
 
 DRIFT_TESTS: dict[str, str] = {
     "ks": "detectors.drift.univariate:KolmogorovSmirnov",
@@ -35,17 +32,7 @@ DRIFT_TESTS: dict[str, str] = {
 
 def create_drift_test(name: str, options: Mapping[str, Any] | None = None) -> DriftTest:
     """Build the drift test registered as ``name``; bad options raise DetectorError."""
-    cls = resolve(DRIFT_TESTS, name, "drift test")
-    try:
-        return cls(**dict(options or {}))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(options)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise DetectorError(f"invalid options for drift test {name!r}: {problems}") from None
-    except (TypeError, ValueError) as exc:
-        raise DetectorError(f"invalid options for drift test {name!r}: {exc}") from None
+    return create(DRIFT_TESTS, name, "drift test", options)
 
 
 __all__ = [

@@ -102,6 +102,14 @@ def subsample_rows(rows: np.ndarray, cap: int | None, rng: np.random.Generator) 
     return rows[np.sort(rng.choice(rows.shape[0], size=cap, replace=False))]
 
 
+def sampled_matrices(
+    reference: Any, window: Any, cap: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both embedding samples as matched matrices, each cut to at most ``cap`` rows."""
+    ref, win = matched_matrices(reference, window)
+    return subsample_rows(ref, cap, rng), subsample_rows(win, cap, rng)
+
+
 def permutation_p_value(observed: float, null: np.ndarray) -> float:
     """``(1 + #{null >= observed}) / (1 + len(null))``: valid at any number of draws.
 

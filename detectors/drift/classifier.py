@@ -20,9 +20,8 @@ from scipy.stats import rankdata
 from detectors.drift.base import (
     Kind,
     TestResult,
-    matched_matrices,
     permutation_p_value,
-    subsample_rows,
+    sampled_matrices,
 )
 
 
@@ -101,10 +100,8 @@ class DomainClassifier:
         self.seed = seed
 
     def test(self, reference: Any, window: Any) -> TestResult:
-        ref, win = matched_matrices(reference, window)
         rng = np.random.default_rng(self.seed)
-        ref = subsample_rows(ref, self.max_samples, rng)
-        win = subsample_rows(win, self.max_samples, rng)
+        ref, win = sampled_matrices(reference, window, self.max_samples, rng)
         rows = np.concatenate([ref, win]).astype(np.float64)
         observed = np.r_[np.zeros(ref.shape[0]), np.ones(win.shape[0])]
         shuffled = rng.permuted(

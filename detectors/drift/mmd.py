@@ -17,9 +17,8 @@ from pydantic import Field, validate_call
 from detectors.drift.base import (
     Kind,
     TestResult,
-    matched_matrices,
     permutation_p_value,
-    subsample_rows,
+    sampled_matrices,
 )
 from detectors.errors import DetectorError
 
@@ -59,10 +58,8 @@ class MMD:
         self.seed = seed
 
     def test(self, reference: Any, window: Any) -> TestResult:
-        ref, win = matched_matrices(reference, window)
         rng = np.random.default_rng(self.seed)
-        ref = subsample_rows(ref, self.max_samples, rng)
-        win = subsample_rows(win, self.max_samples, rng)
+        ref, win = sampled_matrices(reference, window, self.max_samples, rng)
         pooled = ref.shape[0] + win.shape[0]
         exact = self.method == "exact" or (self.method == "auto" and pooled <= self.exact_max)
         try:

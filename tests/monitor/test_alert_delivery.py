@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+from monitor.alerting.payloads import sign, verify_signature
 from monitor.cli import main
 from tests.conftest import SAMPLE
 from tests.daemon_process import DaemonProcess
@@ -169,12 +169,7 @@ def test_deliver_retries_through_500s_signs_and_reaches_every_sink(
     assert hook.answered >= 5 + len(hook.received)  # the 500s were retried, not dropped
     ids = set()
     for request in hook.received:
-        assert verify_signature(
-            SECRET.encode(),
-            request.headers[TIMESTAMP_HEADER],
-            request.body,
-            request.headers[SIGNATURE_HEADER],
-        )
+        assert request.signed_with(SECRET)
         message = orjson.loads(request.body)
         assert message["kind"] == "alert"
         assert message["event"]["rule"] in {"refusals_high", "traffic_present"}

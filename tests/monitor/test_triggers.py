@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from monitor.alerting.export import export_dataset, notable
-from monitor.alerting.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from monitor.cli import main
 from monitor.config import ExportConfig
 from monitor.records import Position, Record
@@ -97,12 +96,7 @@ def test_trigger_fires_with_cooldown_exports_and_signs(
 
     assert len(hook.received) == len(fired)
     for request in hook.received:
-        assert verify_signature(
-            SECRET.encode(),
-            request.headers[TIMESTAMP_HEADER],
-            request.body,
-            request.headers[SIGNATURE_HEADER],
-        )
+        assert request.signed_with(SECRET)
     message = orjson.loads(hook.received[0].body)
     assert message["kind"] == "trigger" and message["id"] == trigger["id"]
     event = message["event"]
