@@ -3,9 +3,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# Real servers the tests talk to, from Debian's packages (installed once, as root).
-APT_PACKAGES := prometheus prometheus-alertmanager systemd
-APT_BINARIES := prometheus promtool prometheus-alertmanager amtool systemd-analyze
+# Real servers the tests talk to, from Debian's packages (installed once, as root);
+# PostgreSQL's server binaries live in /usr/lib/postgresql/<major>/bin, off PATH.
+APT_PACKAGES := prometheus prometheus-alertmanager systemd postgresql
+APT_BINARIES := prometheus promtool prometheus-alertmanager amtool systemd-analyze pg_ctlcluster
 
 # helm, built once from the Go module proxy (about 5 minutes cold), cached outside the repo.
 TOOLS := $(HOME)/.cache/alignwatch/bin

@@ -133,7 +133,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     try:
         config = _load(args.config, "WARNING" if args.json else None)
-        store = config.store.model_copy(update={"path": Path(args.store)})
+        store = config.store.sqlite_at(Path(args.store))
         code, daemon = _replay_into(config, args, store, args.dead_letters)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
@@ -203,9 +203,9 @@ def _baseline_build(args: argparse.Namespace) -> int:
             raise ConfigError("give --out, or set drift.reference.baseline in the config")
 
         with tempfile.TemporaryDirectory(prefix="alignwatch-baseline-") as scratch:
-            scratch_store = config.store.model_copy(update={"path": Path(scratch) / "s.db"})
+            scratch_store = config.store.sqlite_at(Path(scratch) / "s.db")
             code, _ = _replay_into(config, args, scratch_store, Path(scratch) / "dl.jsonl")
-            store = open_store(scratch_store)
+            store = open_store(scratch_store, config.windows)
             contents = [store.window_contents(window) for window, _ in store.results()]
             store.close()
         if not contents:

@@ -135,6 +135,9 @@ class WindowsConfig(_Strict):
     size: PositiveDuration = 300.0
     allowed_lateness: Duration = 60.0
     idle_close_after: PositiveDuration | None = None
+    # Shared store only: how long (wall clock) a window may wait for lagging partitions after
+    # the fastest one passed it before it is closed anyway and marked partial.
+    partial_after: PositiveDuration = 600.0
 
 
 class EvaluationConfig(_Strict):
@@ -145,12 +148,42 @@ class EvaluationConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    type: Literal["sqlite"] = "sqlite"
+    type: Literal["sqlite", "postgres"] = "sqlite"
     path: Path = Path("alignwatch.db")
+    # PostgreSQL connection URL (postgresql://user@host:port/db), or the environment
+    # variable holding it (so a password stays out of the file); one of them for postgres.
+    url: str | None = None
+    url_env: str | None = None
     retention: PositiveDuration = 7 * 86400.0
     vector_sample: int = Field(default=1000, gt=0, le=100_000)
     keep_texts: Literal["none", "notable", "all"] = "notable"
     example_chars: int = Field(default=300, ge=0)
+
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> StoreConfig:
+        given = [key for key in ("url", "url_env") if getattr(self, key) is not None]
+        if self.type == "postgres" and len(given) != 1:
+            raise ValueError("store.type postgres needs exactly one of store.url, store.url_env")
+        if self.type == "sqlite" and given:
+            raise ValueError(f"store.{given[0]} is for store.type postgres")
+        if self.url is not None and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("store.url must start with postgresql://")
+        return self
+
+    def sqlite_at(self, path: Path) -> StoreConfig:
+        """These settings on a SQLite file: replays never write to a shared store."""
+        return self.model_copy(
+            update={"type": "sqlite", "path": path, "url": None, "url_env": None}
+        )
+
+    def connection_url(self) -> str:
+        """The URL, read from ``url_env`` when given; errors name the variable, not the value."""
+        if self.url is not None:
+            return self.url
+        value = os.environ.get(self.url_env or "")
+        if not value:
+            raise ConfigError(f"store.url_env: environment variable {self.url_env} is not set")
+        return value
 
 
 class DriftTestConfig(_Strict):

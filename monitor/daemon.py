@@ -81,6 +81,7 @@ class Daemon:
         self.end_of_input = False
         self._signals_seen = 0
         self._watermark_ms: int | None = None
+        self._idle_since = time.monotonic()
         self._resources: list[Callable[[], Any]] = []
         # Every evaluated window, read back once the input has ended (replay and finite runs).
         self.final_results: list[tuple[Window, dict[str, Any]]] = []
@@ -103,9 +104,8 @@ class Daemon:
     def startup(self) -> None:
         config = self.config
         scorers = build_scorers(config.scorers)
-        self.store: Store = open_store(config.store)
+        self.store: Store = open_store(config.store, config.windows)
         self._resources.append(self.store.close)
-        state = self.store.load_state()
         self.metrics.watch_scorers({named.name: named.scorer for named in scorers})
         scoring_lock = threading.Lock()
         bias = None
@@ -120,7 +120,6 @@ class Daemon:
             lateness_ms=int(config.windows.allowed_lateness * 1000),
             max_bytes=config.records.max_bytes,
             max_future_ms=int(config.records.max_future * 1000),
-            state=state,
             keep_text=_keep_text(config, bias),
         )
         drift = None
@@ -128,19 +127,12 @@ class Daemon:
             from monitor.drift import DriftStage  # statistics libraries load only when used
 
             drift = DriftStage(config.drift, self.store, self.metrics)
-        saved_states = self.store.rule_states()
         alerts = triggers = None
         if config.alerts.rules:
-            alerts = AlertStage(
-                config.alerts, self.metrics, saved_states, enqueue=self._deliver_alerts
-            )
+            alerts = AlertStage(config.alerts, self.metrics, enqueue=self._deliver_alerts)
         if config.triggers.rules:
             triggers = TriggerStage(
-                config.triggers,
-                self.store,
-                self.metrics,
-                saved_states,
-                enqueue=self._deliver_alerts,
+                config.triggers, self.store, self.metrics, enqueue=self._deliver_alerts
             )
         sinks = [*config.alerts.sinks, *config.triggers.sinks]
         if self._deliver_alerts and sinks:
@@ -172,7 +164,9 @@ class Daemon:
         )
         self._resources.append(self.dead_letters.close)
         self.source: Source = self._retry(
-            "connecting the source", lambda: open_source(config, state.positions), Unavailable
+            "connecting the source",
+            lambda: open_source(config, self._stored_positions),
+            Unavailable,
         )
         self._resources.append(self.source.close)
         if self._scheduled:
@@ -182,6 +176,11 @@ class Daemon:
             "alignwatch started",
             extra={"source": config.source.type, "scorers": [s.name for s in scorers]},
         )
+
+    def _stored_positions(self, partitions: set[str]) -> dict[str, int]:
+        """Where the source seeks partitions it is given: the store's positions, which were
+        written with the data, not Kafka's commits, which trail them."""
+        return dict(self.store.claim_partitions(partitions).positions)
 
     def _start_api(self) -> None:
         import uvicorn
@@ -238,7 +237,7 @@ class Daemon:
         )
         if self.deliverer is not None:
             scheduler.add_job(
-                self.deliverer.deliver_due,
+                self._scheduled_delivery,
                 "interval",
                 seconds=self.config.alerts.delivery.poll_interval,
                 max_instances=1,
@@ -248,7 +247,20 @@ class Daemon:
         scheduler.start()
         self._scheduler = scheduler
 
+    def _leading(self) -> bool:
+        """Closing, evaluating, pruning and delivering are the lease holder's: with a shared
+        store one worker does them; with SQLite this worker always does."""
+        leading = self.store.evaluation_lease()
+        self.metrics.evaluation_lease.set(leading)
+        return leading
+
+    def _scheduled_delivery(self) -> None:
+        if self.deliverer is not None and self._leading():
+            self.deliverer.deliver_due()
+
     def _scheduled_evaluation(self) -> None:
+        if not self._leading():
+            return
         self.evaluator.evaluate_pending()
         retention_ms = int(self.config.store.retention * 1000)
         watermark = self._watermark_ms  # set by the main thread after each batch
@@ -256,18 +268,18 @@ class Daemon:
             self.store.prune(watermark - retention_ms, int(time.time() * 1000) - retention_ms)
 
     def main_loop(self) -> None:
-        idle_since = time.monotonic()
+        self._idle_since = time.monotonic()
         while not self.should_exit.is_set():
             self._heartbeat = time.monotonic()
             messages = self._collect()
             if messages:
                 self._process(messages)
-                idle_since = time.monotonic()
+                self._idle_since = time.monotonic()
             elif self.source.exhausted:
                 self.end_of_input = True
                 break
-            elif self._close_idle_windows(idle_since):
-                idle_since = time.monotonic()
+            elif self._close_idle_windows():
+                self._idle_since = time.monotonic()
             lag = self.source.lag()
             self.metrics.set_lag(lag)
             self._lag_total = sum(lag.values()) if lag else None
@@ -283,11 +295,12 @@ class Daemon:
             scheduler = getattr(self, "_scheduler", None)
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
+            leading = hasattr(self, "evaluator") and self._leading()
             if self.end_of_input:
                 self.store.close_all_open()
-            if hasattr(self, "evaluator"):
+            if leading:
                 self.evaluator.evaluate_pending()
-            if self.deliverer is not None:
+            if self.deliverer is not None and leading:
                 # At the end of input wait for delivery; otherwise one last try, and the rest
                 # waits in the store for the next start.
                 if self.end_of_input and self._drain_timeout > 0:
@@ -327,11 +340,18 @@ class Daemon:
             if revoked:
                 self.pipeline.forget(revoked)
                 messages = [m for m in messages if m.position.partition not in revoked]
-            self.pipeline.watermark.assign(self.source.take_assigned())
+            self._adopt(self.source.take_assigned())
             messages.extend(polled)
             if not polled and self.source.exhausted:
                 break
         return messages
+
+    def _adopt(self, assigned: set[str]) -> None:
+        if assigned:
+            state = self._retry("store read", lambda: self.store.claim_partitions(assigned))
+            self.pipeline.adopt(state)
+            # Partitions just taken over are not idle: their backlog has yet to arrive.
+            self._idle_since = time.monotonic()
 
     def _process(self, messages: list[RawMessage]) -> None:
         started = time.perf_counter()
@@ -375,11 +395,11 @@ class Daemon:
                 self._degraded = False
                 return result
 
-    def _close_idle_windows(self, idle_since: float) -> bool:
+    def _close_idle_windows(self) -> bool:
         """With ``windows.idle_close_after`` set, a quiet source lets event time follow the
         wall clock, so the last window of a burst still closes."""
         idle_after = self.config.windows.idle_close_after
-        if idle_after is None or time.monotonic() - idle_since < idle_after:
+        if idle_after is None or time.monotonic() - self._idle_since < idle_after:
             return False
         self.pipeline.watermark.advance_to(int(time.time() * 1000))
         write = self.pipeline.prepare([])

@@ -17,3 +17,7 @@ class Unavailable(AlignwatchError):
 
 class StoreError(AlignwatchError):
     """The store could not persist or read state; consuming must stop until it can."""
+
+
+class AlreadyEvaluated(StoreError):
+    """Another evaluator saved this window's result first (several workers, one store)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.errors import AlreadyEvaluated
 from monitor.metrics import Metrics
 from monitor.store import Store
 from monitor.windows import Window, WindowContents
@@ -77,11 +78,17 @@ class Evaluator:
         self.failures = 0
 
     def evaluate_pending(self) -> list[Window]:
-        """A window that fails stays pending for the next run; later windows still proceed."""
+        """A window that fails stays pending for the next run; later windows still proceed.
+
+        Rule states are read back from the store first: with several workers the previous
+        window may have been evaluated by another one.
+        """
         done: list[Window] = []
+        self._restore_rule_states()
         for window in self._store.pending_windows():
             try:
-                result = self.evaluate(self._store.window_contents(window))
+                contents = self._store.window_contents(window)
+                result = self.evaluate(contents)
                 rule_states: dict[str, Any] = {}
                 outbox: list[Any] = []
                 values = self._rule_values(result)
@@ -96,6 +103,12 @@ class Evaluator:
                     rule_states |= triggers.rule_states
                     outbox += triggers.outbox
                 self._store.save_result(window, result, rule_states=rule_states, outbox=outbox)
+            except AlreadyEvaluated:
+                log.warning(
+                    "window evaluated by another worker", extra={"window_start": window.iso_start()}
+                )
+                self._restore_rule_states()
+                continue
             except Exception:
                 self.failures += 1
                 self._metrics.evaluation_errors.inc()
@@ -104,6 +117,8 @@ class Evaluator:
                 )
                 continue
             self._metrics.windows_evaluated.inc()
+            if contents.missing_partitions:
+                self._metrics.windows_partial.inc()
             self._metrics.set_window(window.end_ms, result["metrics"])
             log.info(
                 "window evaluated",
@@ -111,6 +126,12 @@ class Evaluator:
             )
             done.append(window)
         return done
+
+    def _restore_rule_states(self) -> None:
+        states = self._store.rule_states()
+        for stage in (self._alerts, self._triggers):
+            if stage is not None:
+                stage.restore(states)
 
     def _rule_values(self, result: Mapping[str, Any]) -> dict[str, float | None]:
         """What alert rules can name: the window's metrics, ``drift_drifted`` (1/0 when drift
@@ -140,4 +161,5 @@ class Evaluator:
             "drift": self._drift.evaluate(contents) if self._drift is not None else {},
             "alerts": [],
             "triggers": [],
+            "missing_partitions": list(contents.missing_partitions),
         }

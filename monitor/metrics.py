@@ -73,6 +73,17 @@ class Metrics:
         self.windows_evaluated = Counter(
             "alignwatch_windows_evaluated", "Windows evaluated.", registry=registry
         )
+        self.windows_partial = Counter(
+            "alignwatch_windows_partial",
+            "Windows closed without every partition (windows.partial_after), evaluated on "
+            "what had arrived.",
+            registry=registry,
+        )
+        self.evaluation_lease = Gauge(
+            "alignwatch_evaluation_lease",
+            "1 while this worker holds the lease to close and evaluate windows.",
+            registry=registry,
+        )
         self.evaluation_errors = Counter(
             "alignwatch_evaluation_errors",
             "Window evaluations that failed and will be retried.",

@@ -48,7 +48,6 @@ class Pipeline:
         lateness_ms: int,
         max_bytes: int,
         max_future_ms: int,
-        state: SavedState,
         keep_text: Callable[[Mapping[str, float]], bool] = lambda scores: False,
     ):
         self._keep_text = keep_text
@@ -58,8 +57,8 @@ class Pipeline:
         self._lateness_ms = lateness_ms
         self._max_bytes = max_bytes
         self._max_future_ms = max_future_ms
-        self.watermark = Watermark(state.watermark)
-        self._positions = dict(state.positions)
+        self.watermark = Watermark()
+        self._positions: dict[str, int] = {}
         self.totals = Totals()
 
     def prepare(self, messages: Sequence[RawMessage]) -> BatchWrite:
@@ -91,16 +90,18 @@ class Pipeline:
         )
 
         on_time: list[ScoredRecord] = []
-        late: list[tuple[ScoredRecord, bytes]] = []
+        late: list[ScoredRecord] = []
         for record, result in scored:
             window = window_of(record.ts_ms, self._window_ms)
             item = ScoredRecord(
-                record, window, result.scores, result.vectors, self._keep_text(result.scores)
+                record,
+                window,
+                result.scores,
+                result.vectors,
+                self._keep_text(result.scores),
+                raw_of[id(record)],
             )
-            if self._closed(item.window):
-                late.append((item, raw_of[id(record)]))
-            else:
-                on_time.append(item)
+            (late if self._closed(item.window) else on_time).append(item)
             self.watermark.observe(record.position.partition, record.ts_ms)
 
         self._count(len(messages), letters, len(scored))
@@ -124,6 +125,15 @@ class Pipeline:
         self._metrics.late.inc(len(outcome.late))
         if self.watermark.value is not None:
             self._metrics.watermark.set(self.watermark.value / 1000)
+
+    def adopt(self, state: SavedState) -> None:
+        """Partitions just assigned, with what the store holds for them: their watermark
+        resumes where it was (an unseen partition holds the watermark back until it has a
+        record), their positions where the source was told to seek."""
+        self.watermark.assign(state.partitions)
+        for partition, ts_ms in state.watermark.items():
+            self.watermark.observe(partition, ts_ms)
+        self._positions.update(state.positions)
 
     def forget(self, partitions: set[str]) -> None:
         """Partitions revoked by a rebalance: stop tracking their progress."""

@@ -96,6 +96,8 @@ class WindowContents:
     # prompts of the sampled records in the same order (for explaining embedding drift).
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
     vector_prompts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Partitions the window was closed without (after windows.partial_after): a partial result.
+    missing_partitions: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:

@@ -62,3 +62,18 @@ def kafka_broker() -> Iterator[Any]:
 
     with KafkaBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server (Debian's packages) for the whole session; never skipped."""
+    from tests.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The URL of a fresh database on the session's server."""
+    return postgres_server.new_database()

@@ -15,6 +15,9 @@ from typing import Any
 from monitor.config import AlertRuleConfig
 from monitor.windows import Window
 
+# Trigger states are kept beside the rules' states, under this prefix.
+TRIGGER_STATE_PREFIX = "trigger:"
+
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,

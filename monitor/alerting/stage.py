@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from monitor.alerting.rules import RuleState, evaluate_rules
+from monitor.alerting.rules import TRIGGER_STATE_PREFIX, RuleState, evaluate_rules
 from monitor.config import AlertsConfig
 from monitor.metrics import Metrics
 from monitor.store import OutboxItem
@@ -27,18 +27,19 @@ class AlertStage:
     """Keeps rule state across windows. With ``enqueue`` off (a replay without
     ``--deliver``) alerts are listed but nothing is queued for delivery."""
 
-    def __init__(
-        self,
-        config: AlertsConfig,
-        metrics: Metrics,
-        saved_states: Mapping[str, Mapping[str, Any]],
-        *,
-        enqueue: bool,
-    ):
+    def __init__(self, config: AlertsConfig, metrics: Metrics, *, enqueue: bool):
         self._config = config
         self._metrics = metrics
         self._enqueue = enqueue
-        self._states = {rule: RuleState(**dict(state)) for rule, state in saved_states.items()}
+        self._states: dict[str, RuleState] = {}
+
+    def restore(self, saved_states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Rule states as the store holds them (trigger states, kept beside them, skipped)."""
+        self._states = {
+            rule: RuleState(**dict(state))
+            for rule, state in saved_states.items()
+            if not rule.startswith(TRIGGER_STATE_PREFIX)
+        }
 
     def decide(self, window: Window, values: Mapping[str, float | None]) -> AlertDecision:
         outcome = evaluate_rules(

@@ -11,13 +11,11 @@ from typing import Any
 import orjson
 
 from monitor.alerting.export import export_dataset
-from monitor.alerting.rules import COMPARATORS
+from monitor.alerting.rules import COMPARATORS, TRIGGER_STATE_PREFIX
 from monitor.config import TriggersConfig
 from monitor.metrics import Metrics
 from monitor.store import OutboxItem, Store
 from monitor.windows import Window
-
-STATE_PREFIX = "trigger:"
 
 
 @dataclass
@@ -39,7 +37,6 @@ class TriggerStage:
         config: TriggersConfig,
         store: Store,
         metrics: Metrics,
-        saved_states: Mapping[str, Mapping[str, Any]],
         *,
         enqueue: bool,
     ):
@@ -47,10 +44,14 @@ class TriggerStage:
         self._store = store
         self._metrics = metrics
         self._enqueue = enqueue
+        self._states: dict[str, TriggerState] = {}
+
+    def restore(self, saved_states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Trigger states as the store holds them (beside the alert rules' states)."""
         self._states = {
-            rule.removeprefix(STATE_PREFIX): TriggerState(**dict(state))
+            rule.removeprefix(TRIGGER_STATE_PREFIX): TriggerState(**dict(state))
             for rule, state in saved_states.items()
-            if rule.startswith(STATE_PREFIX)
+            if rule.startswith(TRIGGER_STATE_PREFIX)
         }
 
     def decide(
@@ -84,7 +85,7 @@ class TriggerStage:
                 outbox = [
                     OutboxItem(trigger_id, sink.name, payload, now) for sink in self._config.sinks
                 ]
-        states = {f"{STATE_PREFIX}{name}": asdict(s) for name, s in self._states.items()}
+        states = {f"{TRIGGER_STATE_PREFIX}{name}": asdict(s) for name, s in self._states.items()}
         return TriggerDecision(listed, states, outbox)
 
     def _message(

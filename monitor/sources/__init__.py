@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from detectors.registry import resolve
 from monitor.config import Config
-from monitor.sources.base import Source
+from monitor.sources.base import Source, StoredPositions
 
 SOURCES: dict[str, str] = {
     "file": "monitor.sources.file:from_config",
@@ -14,10 +12,11 @@ SOURCES: dict[str, str] = {
 }
 
 
-def open_source(config: Config, start_positions: Mapping[str, int]) -> Source:
-    """The configured source; a file resumes from the store's positions, Kafka from its group."""
+def open_source(config: Config, stored_positions: StoredPositions) -> Source:
+    """The configured source. It starts each partition it is given at the position
+    ``stored_positions`` returns for it (the store's), else where the source would."""
     factory = resolve(SOURCES, config.source.type, "source")
-    return factory(config, start_positions)
+    return factory(config, stored_positions)
 
 
-__all__ = ["SOURCES", "Source", "open_source"]
+__all__ = ["SOURCES", "Source", "StoredPositions", "open_source"]

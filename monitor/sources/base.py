@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from monitor.records import RawMessage
+
+# Partition -> the next offset the store holds for it, for the partitions asked about.
+StoredPositions = Callable[[set[str]], Mapping[str, int]]
 
 
 class Source(Protocol):
@@ -24,7 +27,8 @@ class Source(Protocol):
         ...
 
     def take_assigned(self) -> set[str]:
-        """Partitions given to this worker since the last call (they join the watermark)."""
+        """Partitions given to this worker since the last call (they join the watermark);
+        the source has already sought them to their stored positions."""
         ...
 
     def take_revoked(self) -> set[str]:

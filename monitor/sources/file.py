@@ -16,6 +16,7 @@ from pathlib import Path
 from monitor.config import Config
 from monitor.errors import AlignwatchError
 from monitor.records import Position, RawMessage
+from monitor.sources.base import StoredPositions
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class FileSource:
         max_bytes: int,
         follow: bool = False,
         poll_interval: float = 0.5,
-        start_positions: Mapping[str, int] | None = None,
+        stored_positions: StoredPositions | None = None,
     ):
         self.path = path
         self.partition = str(path)
@@ -41,7 +42,9 @@ class FileSource:
             self._file = path.open("rb")
         except OSError as exc:
             raise AlignwatchError(f"source.file.path: cannot open {path}: {exc.strerror}") from None
-        self._offset = (start_positions or {}).get(self.partition, 0)
+        self._assigned = {self.partition}
+        stored = stored_positions({self.partition}) if stored_positions is not None else {}
+        self._offset = stored.get(self.partition, 0)
         size = path.stat().st_size
         if self._offset > size:
             log.warning(
@@ -97,7 +100,9 @@ class FileSource:
         return self._at_end
 
     def take_assigned(self) -> set[str]:
-        return set()
+        """The file's one partition, once."""
+        assigned, self._assigned = self._assigned, set()
+        return assigned
 
     def take_revoked(self) -> set[str]:
         return set()
@@ -112,7 +117,7 @@ class FileSource:
         self._file.close()
 
 
-def from_config(config: Config, start_positions: Mapping[str, int]) -> FileSource:
+def from_config(config: Config, stored_positions: StoredPositions) -> FileSource:
     settings = config.source.file
     assert settings is not None  # guaranteed by SourceConfig's validator
     return FileSource(
@@ -120,5 +125,5 @@ def from_config(config: Config, start_positions: Mapping[str, int]) -> FileSourc
         max_bytes=config.records.max_bytes,
         follow=settings.follow,
         poll_interval=settings.poll_interval,
-        start_positions=start_positions,
+        stored_positions=stored_positions,
     )

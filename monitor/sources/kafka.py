@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config import Config, KafkaSourceConfig
 from monitor.errors import ConfigError, Unavailable
 from monitor.records import Position, RawMessage
+from monitor.sources.base import StoredPositions
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def consumer_options(config: KafkaSourceConfig) -> dict[str, Any]:
 
 
 class KafkaSource:
-    def __init__(self, config: KafkaSourceConfig):
+    def __init__(self, config: KafkaSourceConfig, stored_positions: StoredPositions):
         from kafka import ConsumerRebalanceListener, KafkaConsumer
         from kafka.errors import KafkaError
 
@@ -89,6 +90,7 @@ class KafkaSource:
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 keys = {partition_key(tp.topic, tp.partition) for tp in assigned}
+                source._seek_to_stored(keys, stored_positions)
                 source._assigned |= keys
                 log.info("partitions assigned", extra={"partitions": sorted(keys)})
 
@@ -101,6 +103,25 @@ class KafkaSource:
         self._lag: dict[str, int] = {}
         self._lag_checked = 0.0
         self._healthy = True
+
+    def _seek_to_stored(self, keys: set[str], stored_positions: StoredPositions) -> None:
+        """Start where the store's data ends, not at the group's commit: the commit trails
+        the store (it follows each write), so a partition that changes hands is read on from
+        exactly what its previous owner stored."""
+        from kafka import TopicPartition
+
+        try:
+            positions = stored_positions(keys)
+        except Exception as exc:
+            # kafka-python swallows listener errors; the committed offsets still bound any
+            # re-reading, and the store counts re-read records as duplicates.
+            log.error(
+                "cannot read stored positions; starting at committed offsets",
+                extra={"error": str(exc)},
+            )
+            return
+        for key, offset in positions.items():
+            self._consumer.seek(TopicPartition(*split_key(key)), offset)
 
     def poll(self, max_records: int, timeout: float) -> list[RawMessage]:
         started = time.monotonic()
@@ -213,7 +234,6 @@ class KafkaSource:
         self._consumer.close(autocommit=False)
 
 
-def from_config(config: Config, start_positions: Mapping[str, int]) -> KafkaSource:
-    """Kafka resumes from its group's committed offsets; ``start_positions`` is not used."""
+def from_config(config: Config, stored_positions: StoredPositions) -> KafkaSource:
     assert config.source.kafka is not None  # guaranteed by SourceConfig's validator
-    return KafkaSource(config.source.kafka)
+    return KafkaSource(config.source.kafka, stored_positions)

@@ -1,8 +1,8 @@
-"""The store contract. SQLite implements it today; a shared database can later."""
+"""The store contract: SQLite for one worker, PostgreSQL for many sharing one store."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ class ScoredRecord:
     scores: Mapping[str, float]
     vectors: Mapping[str, np.ndarray] = field(default_factory=dict)
     keep_text: bool = False  # keep prompt/response for retraining exports
+    raw: bytes = b""  # the original message, for a dead letter if its window has closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class BatchWrite:
 
     on_time: Sequence[ScoredRecord]
     # Records whose window had closed: duplicates of stored ones, otherwise late.
-    late_candidates: Sequence[tuple[ScoredRecord, bytes]]  # with the original message bytes
+    late_candidates: Sequence[ScoredRecord]
     dead_letters: Sequence[tuple[DeadLetter, Window | None]]
     watermark: Mapping[str, int]
     positions: Mapping[str, int]  # next offset to read, per partition
@@ -65,20 +66,31 @@ class FeedbackEntry:
 
 @dataclass(frozen=True, slots=True)
 class SavedState:
-    watermark: Mapping[str, int]
-    positions: Mapping[str, int]
+    partitions: frozenset[str]
+    watermark: Mapping[str, int]  # of those the store has seen records from
+    positions: Mapping[str, int]  # next offset to read, of those it has read from
 
 
 class Store(Protocol):
     """Durable window state. Every method is safe to call from the scheduler's thread."""
 
-    def load_state(self) -> SavedState: ...
+    def claim_partitions(self, partitions: Iterable[str]) -> SavedState:
+        """Partitions this worker was just given: their stored positions (where to seek) and
+        watermarks. A shared store also registers them, so they hold back its watermark."""
+        ...
+
+    def evaluation_lease(self) -> bool:
+        """Whether this worker may close, evaluate and prune windows and deliver the outbox
+        now: at most one worker of a shared store at a time."""
+        ...
 
     def write_batch(self, batch: BatchWrite) -> BatchOutcome: ...
 
     def close_all_open(self) -> list[Window]: ...
 
-    def pending_windows(self) -> list[Window]: ...
+    def pending_windows(self) -> list[Window]:
+        """Closed windows waiting for evaluation (a shared store closes ready ones first)."""
+        ...
 
     def window_contents(self, window: Window) -> WindowContents: ...
 

@@ -14,29 +14,23 @@ lowest k again. The sampled records' prompts are kept beside them, cut to
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from monitor.errors import StoreError
-from monitor.records import DeadLetter, DeadLetterReason
 from monitor.store.base import BatchOutcome, BatchWrite, SavedState, ScoredRecord
-from monitor.store.sqlite_feedback import FEEDBACK_SCHEMA, FeedbackTables
-from monitor.store.sqlite_outbox import OUTBOX_SCHEMA, OutboxTables
-from monitor.windows import Window, WindowContents
+from monitor.store.feedback import FeedbackTables
+from monitor.store.outbox import OutboxTables
+from monitor.windows import Window
 
 SCHEMA_VERSION = 1
-# The dead-letter sink gets every byte; the store keeps this much of each, for counting
-# and a look, so a flood of huge messages cannot fill memory or disk.
-DEAD_LETTER_KEPT_BYTES = 65_536
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -89,11 +83,38 @@ CREATE TABLE IF NOT EXISTS references_ (
     created_at_ms INTEGER NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+    last_error TEXT,
+    PRIMARY KEY (id, sink)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS rule_states (rule TEXT PRIMARY KEY, state BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_id ON records (record_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    note TEXT,
+    reviewer TEXT,
+    received_ms INTEGER NOT NULL,
+    window_start INTEGER,
+    known INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_window ON feedback (window_start, label);
 """
 
 
 class SQLiteStore(OutboxTables, FeedbackTables):
     """``path`` may be ``":memory:"`` for a throw-away store (replays, tests)."""
+
+    _VECTOR_PARTITION = "''"  # one sample per window: one worker wrote every partition
 
     def __init__(
         self,
@@ -115,7 +136,7 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             with self._db:
-                self._db.executescript(_SCHEMA + OUTBOX_SCHEMA + FEEDBACK_SCHEMA)
+                self._db.executescript(_SCHEMA)
                 self._check_schema_version()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -131,76 +152,59 @@ class SQLiteStore(OutboxTables, FeedbackTables):
                 f"{self.path} has schema version {row[0]}, this alignwatch expects {SCHEMA_VERSION}"
             )
 
-    def load_state(self) -> SavedState:
+    def claim_partitions(self, partitions: Iterable[str]) -> SavedState:
+        wanted = set(partitions)
         with self._lock:
             rows = dict(
                 self._db.execute(
                     "SELECT key, value FROM meta WHERE key IN ('watermark', 'positions')"
                 ).fetchall()
             )
+        watermark = orjson.loads(rows.get("watermark", b"{}"))
+        positions = orjson.loads(rows.get("positions", b"{}"))
         return SavedState(
-            watermark=orjson.loads(rows.get("watermark", b"{}")),
-            positions=orjson.loads(rows.get("positions", b"{}")),
+            partitions=frozenset(wanted),
+            watermark={p: ts for p, ts in watermark.items() if p in wanted},
+            positions={p: offset for p, offset in positions.items() if p in wanted},
         )
 
+    def evaluation_lease(self) -> bool:
+        """Always: a SQLite store has one worker."""
+        return True
+
     def write_batch(self, batch: BatchWrite) -> BatchOutcome:
-        now_ms = int(time.time() * 1000)
         with self._lock, self._transaction():
-            db = self._db
-            db.executemany(
-                "INSERT OR IGNORE INTO windows (start_ms, end_ms, status) VALUES (?, ?, 'open')",
-                {(s.window.start_ms, s.window.end_ms) for s in batch.on_time},
-            )
-            accepted = db.executemany(
-                "INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_record_row(s) for s in batch.on_time],
-            ).rowcount
+            accepted = self._insert_records(batch.on_time)
             self._sample_vectors(batch.on_time)
-            late: list[tuple[DeadLetter, Window | None]] = []
-            duplicates = len(batch.on_time) - max(accepted, 0)
-            for candidate, raw in batch.late_candidates:
-                if self._has_record(candidate):
-                    duplicates += 1
-                else:
-                    late.append((_late_letter(candidate, raw), candidate.window))
-            letters = [*batch.dead_letters, *late]
-            new_letters = db.executemany(
-                "INSERT OR IGNORE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_dead_letter_row(d, w, now_ms) for d, w in letters],
-            ).rowcount
-            db.executemany(
+            duplicates, late = self._split_late(batch.late_candidates)
+            duplicates += len(batch.on_time) - accepted
+            new_letters = self._insert_dead_letters([*batch.dead_letters, *late])
+            self._db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [
-                    ("watermark", orjson.dumps(dict(batch.watermark))),
-                    ("positions", orjson.dumps(dict(batch.positions))),
+                    ("watermark", orjson.dumps(self._merged("watermark", batch.watermark))),
+                    ("positions", orjson.dumps(self._merged("positions", batch.positions))),
                 ],
             )
             closed = (
-                self._close(batch.close_through_ms, now_ms)
-                if batch.close_through_ms is not None
-                else []
+                self._close(batch.close_through_ms) if batch.close_through_ms is not None else []
             )
         return BatchOutcome(
-            accepted=max(accepted, 0),
+            accepted=accepted,
             duplicates=duplicates,
             late=tuple(letter for letter, _ in late),
-            new_dead_letters=max(new_letters, 0),
+            new_dead_letters=new_letters,
             closed=tuple(closed),
         )
 
+    def _merged(self, key: str, values: dict[str, int] | Any) -> dict[str, int]:
+        """This batch's partitions over the stored ones: a partition revoked from this worker
+        keeps its last state for whoever is assigned it next."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return {**(orjson.loads(row[0]) if row else {}), **values}
+
     def _sample_vectors(self, scored: Sequence[ScoredRecord]) -> None:
-        rows = [
-            (
-                s.window.start_ms,
-                name,
-                sample_key(s.record.id),
-                s.record.id,
-                np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
-                s.record.prompt[: self._example_chars],
-            )
-            for s in scored
-            for name, vector in s.vectors.items()
-        ]
+        rows = [(w, n, k, i, v, p) for w, n, _, k, i, v, p in self._vector_rows(scored)]
         if not rows:
             return
         self._db.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?, ?, ?, ?)", rows)
@@ -211,28 +215,12 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             [(start, name, self._vector_sample - 1) for start, name in {r[:2] for r in rows}],
         )
 
-    def _has_record(self, candidate: ScoredRecord) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM records WHERE window_start = ? AND record_id = ?",
-            (candidate.window.start_ms, candidate.record.id),
-        ).fetchone()
-        return row is not None
-
-    def _close(self, through_ms: int, now_ms: int) -> list[Window]:
+    def _close(self, through_ms: int) -> list[Window]:
         rows = self._db.execute(
             "UPDATE windows SET status = 'closed', closed_at_ms = ? "
             "WHERE status = 'open' AND end_ms <= ? RETURNING start_ms, end_ms",
-            (now_ms, through_ms),
+            (int(time.time() * 1000), through_ms),
         ).fetchall()
-        return sorted(Window(s, e) for s, e in rows)
-
-    def close_all_open(self) -> list[Window]:
-        with self._lock, self._transaction():
-            rows = self._db.execute(
-                "UPDATE windows SET status = 'closed', closed_at_ms = ? "
-                "WHERE status = 'open' RETURNING start_ms, end_ms",
-                (int(time.time() * 1000),),
-            ).fetchall()
         return sorted(Window(s, e) for s, e in rows)
 
     def pending_windows(self) -> list[Window]:
@@ -242,145 +230,31 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             ).fetchall()
         return [Window(s, e) for s, e in rows]
 
-    def window_contents(self, window: Window) -> WindowContents:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT model, metadata, scores FROM records WHERE window_start = ?",
-                (window.start_ms,),
-            ).fetchall()
-            letters = self._db.execute(
-                "SELECT reason, COUNT(*) FROM dead_letters WHERE window_start = ? GROUP BY reason",
-                (window.start_ms,),
-            ).fetchall()
-            sampled = self._db.execute(
-                "SELECT name, vector, prompt FROM vectors WHERE window_start = ? "
-                "ORDER BY name, sample_key",
-                (window.start_ms,),
-            ).fetchall()
-        by_reason = Counter(dict(letters))
-        late = by_reason.pop(DeadLetterReason.LATE.value, 0)
-        decoded = [orjson.loads(scores) for _, _, scores in rows]
-        names = sorted({name for scores in decoded for name in scores})
-        columns = {
-            name: np.array([s.get(name, np.nan) for s in decoded], dtype=np.float64)
-            for name in names
-        }
-        return WindowContents(
-            window=window,
-            scores=columns,
-            models=tuple(model for model, _, _ in rows),
-            metadata=tuple(orjson.loads(meta) for _, meta, _ in rows),
-            invalid_by_reason=dict(by_reason),
-            late_count=late,
-            vectors={
-                name: np.stack([np.frombuffer(v, dtype=np.float32) for _, v, _ in group])
-                for name, group in _by_name(sampled).items()
-            },
-            vector_prompts={
-                name: tuple(prompt for _, _, prompt in group)
-                for name, group in _by_name(sampled).items()
-            },
-        )
-
-    def results(self) -> list[tuple[Window, dict[str, Any]]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT start_ms, end_ms, result FROM windows WHERE status = 'evaluated' "
-                "ORDER BY start_ms"
-            ).fetchall()
-        return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
-
-    def results_for(self, windows: Sequence[Window]) -> list[tuple[Window, dict[str, Any]]]:
-        marks = ",".join("?" * len(windows))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT start_ms, end_ms, result FROM windows WHERE status = 'evaluated' "
-                f"AND start_ms IN ({marks})",
-                [w.start_ms for w in windows],
-            ).fetchall()
-        return [(Window(s, e), orjson.loads(r)) for s, e, r in rows]
-
-    def records_with_texts(
-        self, window_starts: Sequence[int], record_ids: Sequence[str] = ()
-    ) -> list[dict[str, Any]]:
-        """Records of these windows whose texts were kept, plus any with these ids."""
-        starts = ",".join("?" * len(window_starts))
-        ids = ",".join("?" * len(record_ids))
-        where = f"(window_start IN ({starts}) AND texts IS NOT NULL)"
-        if record_ids:
-            where += f" OR record_id IN ({ids})"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT window_start, record_id, ts_ms, model, metadata, scores, texts "
-                f"FROM records WHERE {where} ORDER BY window_start, record_id",
-                [*window_starts, *record_ids],
-            ).fetchall()
-        return [
-            {
-                "window_start_ms": start,
-                "id": record_id,
-                "ts_ms": ts_ms,
-                "model": model,
-                "metadata": orjson.loads(metadata),
-                "scores": orjson.loads(scores),
-                **(orjson.loads(texts) if texts is not None else {}),
-            }
-            for start, record_id, ts_ms, model, metadata, scores, texts in rows
-        ]
-
-    def evaluated_windows(
-        self, *, before_ms: int | None = None, limit: int, newest_first: bool = False
-    ) -> list[Window]:
-        """Evaluated windows starting before ``before_ms``, oldest or newest first."""
-        order = "DESC" if newest_first else "ASC"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT start_ms, end_ms FROM windows WHERE status = 'evaluated' "
-                f"AND start_ms < ? ORDER BY start_ms {order} LIMIT ?",
-                (before_ms if before_ms is not None else 2**62, limit),
-            ).fetchall()
-        return [Window(s, e) for s, e in rows]
-
-    def save_reference(self, reference_id: str, kind: str, payload: bytes) -> None:
-        with self._lock, self._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO references_ VALUES (?, ?, ?, ?)",
-                (reference_id, kind, int(time.time() * 1000), payload),
-            )
-
-    def latest_reference(self, kind: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT payload FROM references_ WHERE kind = ? "
-                "ORDER BY created_at_ms DESC, rowid DESC LIMIT 1",
-                (kind,),
-            ).fetchone()
-        return None if row is None else row[0]
-
-    def prune(self, windows_before_ms: int, letters_before_ms: int) -> int:
-        """Drop per-record rows of evaluated windows that ended before ``windows_before_ms``
-        (event time) and dead letters received before ``letters_before_ms`` (wall clock)."""
-        with self._lock, self._transaction():
-            removed = self._db.execute(
-                "DELETE FROM records WHERE window_start IN "
-                "(SELECT start_ms FROM windows WHERE status = 'evaluated' AND end_ms < ?)",
-                (windows_before_ms,),
-            ).rowcount
-            removed += self._db.execute(
-                "DELETE FROM vectors WHERE window_start IN "
-                "(SELECT start_ms FROM windows WHERE status = 'evaluated' AND end_ms < ?)",
-                (windows_before_ms,),
-            ).rowcount
-            removed += self._db.execute(
-                "DELETE FROM dead_letters WHERE received_at_ms < ?", (letters_before_ms,)
-            ).rowcount
-        return removed
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def _transaction(self) -> _Transaction:
+    # -- connection primitives (monitor.store.sql) ---------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        try:
+            return self._db.executemany(sql, rows).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _transaction(self) -> AbstractContextManager[None]:
         return _Transaction(self._db, self.path)
 
 
@@ -416,62 +290,3 @@ class _Transaction:
 def sqlite3_connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: transactions are explicit, so nothing commits behind our back.
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-
-def sample_key(record_id: str) -> int:
-    """A signed 64-bit hash of the id: the order of the bottom-k vector sample."""
-    digest = hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _by_name(rows: list[tuple[str, bytes, str]]) -> dict[str, list[tuple[str, bytes, str]]]:
-    grouped: dict[str, list[tuple[str, bytes, str]]] = {}
-    for row in rows:
-        grouped.setdefault(row[0], []).append(row)
-    return grouped
-
-
-def _record_row(scored: ScoredRecord) -> tuple[Any, ...]:
-    record = scored.record
-    return (
-        scored.window.start_ms,
-        record.id,
-        record.ts_ms,
-        record.model,
-        orjson.dumps(record.metadata),
-        orjson.dumps(dict(scored.scores)),
-        record.position.partition,
-        record.position.offset,
-        orjson.dumps(
-            {"prompt": record.prompt, "response": record.response, "context": record.context}
-        )
-        if scored.keep_text
-        else None,
-    )
-
-
-def _late_letter(scored: ScoredRecord, raw: bytes) -> DeadLetter:
-    record = scored.record
-    return DeadLetter(
-        DeadLetterReason.LATE,
-        f"window starting {scored.window.iso_start()} had already closed",
-        raw,
-        record.position,
-        record.ts_ms,
-        record.id,
-    )
-
-
-def _dead_letter_row(letter: DeadLetter, window: Window | None, now_ms: int) -> tuple[Any, ...]:
-    return (
-        letter.position.partition,
-        letter.position.offset,
-        letter.reason.value,
-        letter.detail,
-        letter.raw[:DEAD_LETTER_KEPT_BYTES],
-        len(letter.raw),
-        letter.ts_ms,
-        letter.record_id,
-        window.start_ms if window is not None else None,
-        now_ms,
-    )

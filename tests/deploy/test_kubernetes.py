@@ -35,6 +35,8 @@ VALUES = {
     "sidecar": [CHART / "ci" / "sidecar-values.yaml"],
 }
 SECRET_ENV = {"ALIGNWATCH_API_TOKEN", "ALIGNWATCH_WEBHOOK_SECRET", "PAGERDUTY_ROUTING_KEY"}
+# Where the config or the chart can use a shared PostgreSQL store.
+STORE_URL_ENV = "ALIGNWATCH_STORE_URL"
 
 
 def render(*values: Path, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -61,6 +63,7 @@ def secret_variables(config: Config) -> set[str]:
     """Environment variables the config reads secrets from."""
     sinks = [*config.alerts.sinks, *config.triggers.sinks]
     named = {config.api.token_env} if config.api.port else set()
+    named |= {config.store.url_env} if config.store.url_env else set()
     named |= {sink.secret_env for sink in sinks if sink.secret_env}
     return named | {sink.routing_key_env for sink in sinks if sink.routing_key_env}
 
@@ -89,7 +92,7 @@ def check_workload(documents: list[dict[str, Any]], *, sidecar: bool, gpu: bool)
         for env in alignwatch["env"]
         if "secretKeyRef" in env.get("valueFrom", {})
     }
-    assert set(references) == SECRET_ENV
+    assert SECRET_ENV <= set(references) <= SECRET_ENV | {STORE_URL_ENV}
     for variable in secret_variables(config):
         assert not references[variable].get("optional", False), f"{variable} is optional"
 
@@ -99,7 +102,8 @@ def check_workload(documents: list[dict[str, Any]], *, sidecar: bool, gpu: bool)
     assert alignwatch["securityContext"]["readOnlyRootFilesystem"] is True
     writable = {m["mountPath"] for m in alignwatch["volumeMounts"] if not m.get("readOnly")}
     assert writable == {"/var/lib/alignwatch", "/tmp"}
-    assert PurePosixPath(config.store.path).parent == PurePosixPath("/var/lib/alignwatch")
+    if config.store.type == "sqlite":
+        assert PurePosixPath(config.store.path).parent == PurePosixPath("/var/lib/alignwatch")
     assert PurePosixPath(config.triggers.export.directory).is_relative_to("/var/lib/alignwatch")
     assert spec["terminationGracePeriodSeconds"] > config.runtime.shutdown_timeout
 
@@ -183,6 +187,11 @@ def test_chart_rolls_pods_when_the_config_changes() -> None:
         (
             ("config.api.token_env=OTHER_TOKEN",),
             "config names the secret OTHER_TOKEN: give it in secrets.env with optional: false",
+        ),
+        (
+            ("config.store.type=postgres", "config.store.url_env=ALIGNWATCH_STORE_URL"),
+            "config names the secret ALIGNWATCH_STORE_URL: give it in secrets.env with "
+            "optional: false",
         ),
     ],
 )

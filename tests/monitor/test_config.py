@@ -82,6 +82,10 @@ def test_durations_accept_units(tmp_path: Path):
         ({"scorers": [{"type": "refusal", "name": "Bad Name"}]}, "scorers[0].name"),
         ({"scorers": []}, "scorers"),
         ({"store": {"path": "x.db", "retention": -1}}, "store.retention"),
+        ({"store": {"type": "postgres"}}, "store.type postgres needs exactly one of store.url"),
+        ({"store": {"type": "postgres", "url": "mysql://x"}}, "store.url must start with"),
+        ({"store": {"url": "postgresql://h/db"}}, "store.url is for store.type postgres"),
+        ({"windows": {"partial_after": 0}}, "windows.partial_after"),
     ],
 )
 def test_errors_name_the_offending_key(tmp_path: Path, patch: dict, expected: str):
@@ -190,3 +194,16 @@ def test_bad_kafka_secret_settings_name_the_key(
     with pytest.raises(ConfigError, match=message):
         config = parse_config(_kafka_document(**kafka), base_dir=tmp_path)
         consumer_options(config.source.kafka)
+
+
+def test_store_url_from_the_environment_names_the_variable_not_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    store = {"type": "postgres", "url_env": "AW_DB_URL"}
+    config = parse_config({**MINIMAL, "store": store}, tmp_path)
+    monkeypatch.delenv("AW_DB_URL", raising=False)
+    with pytest.raises(ConfigError, match=r"store\.url_env: environment variable AW_DB_URL"):
+        config.store.connection_url()
+    monkeypatch.setenv("AW_DB_URL", "postgresql://u:secret@h/db")
+    assert config.store.connection_url() == "postgresql://u:secret@h/db"
+    assert config.store.sqlite_at(tmp_path / "r.db").type == "sqlite"

@@ -23,17 +23,17 @@ START = 1_793_610_000_000
 PARTITIONS = 3
 
 
-def _topic(broker: Any, name: str) -> str:
+def _topic(broker: Any, name: str, partitions: int = PARTITIONS) -> str:
     """Create the topic and wait until its metadata is served (CreateTopics returns first)."""
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     try:
-        admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+        admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
         admin.close()
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
     try:
         deadline = time.monotonic() + 30
-        while len(consumer.partitions_for_topic(name) or ()) < PARTITIONS:
+        while len(consumer.partitions_for_topic(name) or ()) < partitions:
             assert time.monotonic() < deadline, f"topic {name} has no metadata after 30 s"
             time.sleep(0.1)
             consumer.topics()  # refreshes the metadata
@@ -175,3 +175,38 @@ def test_sigkill_mid_run_then_restart_matches_an_uninterrupted_run(
     assert sum(expected.values()) == 6_000
     assert window_counts(db) == expected
     assert sum(dead_letter_reasons(db).values()) == 30
+
+
+def test_an_assigned_partition_starts_at_the_stored_position_not_the_group_commit(
+    kafka_broker: Any,
+):
+    from monitor.config import KafkaSourceConfig
+    from monitor.sources.kafka import KafkaSource
+
+    topic = _topic(kafka_broker, f"seek-{uuid.uuid4().hex[:8]}")
+    _produce(kafka_broker, topic, valid=90, malformed=0)
+    asked: list[set[str]] = []
+
+    def stored(partitions: set[str]) -> dict[str, int]:
+        asked.append(set(partitions))
+        return {f"{topic}:1": 7}  # partition 0 unknown to the store, 2 likewise
+
+    source = KafkaSource(
+        KafkaSourceConfig(
+            bootstrap_servers=[kafka_broker.bootstrap_servers],
+            topics=[topic],
+            group_id=f"group-{topic}",
+        ),
+        stored,
+    )
+    try:
+        first: dict[str, int] = {}
+        deadline = time.monotonic() + 60
+        while len(first) < PARTITIONS and time.monotonic() < deadline:
+            for message in source.poll(500, 0.5):
+                first.setdefault(message.position.partition, message.position.offset)
+    finally:
+        source.close()
+    assert asked == [{f"{topic}:{p}" for p in range(PARTITIONS)}]
+    assert source.take_assigned() == set(asked[0])
+    assert first == {f"{topic}:0": 0, f"{topic}:1": 7, f"{topic}:2": 0}

@@ -1,15 +1,20 @@
+"""The store contract, on SQLite and on a real PostgreSQL where both must agree."""
+
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor.errors import StoreError
 from monitor.records import DeadLetter, DeadLetterReason, Position, Record
-from monitor.store import BatchWrite, ScoredRecord
-from monitor.store.sqlite import SQLiteStore, sample_key
+from monitor.store import BatchWrite, ScoredRecord, Store
+from monitor.store.sql import sample_key
+from monitor.store.sqlite import SQLiteStore
 from monitor.windows import Window, window_of
 
 SIZE = 300_000
@@ -17,14 +22,14 @@ SIZE = 300_000
 
 def _scored(record_id: str, ts_ms: int, offset: int) -> ScoredRecord:
     record = Record(record_id, ts_ms, "m", "p", "r", Position("f", offset), {"segment": "a"})
-    return ScoredRecord(record, window_of(ts_ms, SIZE), {"score": float(offset)})
+    return ScoredRecord(record, window_of(ts_ms, SIZE), {"score": float(offset)}, raw=b"raw")
 
 
-def _write(store: SQLiteStore, on_time=(), *, late=(), letters=(), close=None, positions=None):
+def _write(store: Store, on_time=(), *, late=(), letters=(), close=None, positions=None):
     return store.write_batch(
         BatchWrite(
             on_time=list(on_time),
-            late_candidates=[(s, b"raw") for s in late],
+            late_candidates=list(late),
             dead_letters=list(letters),
             watermark={"f": 1},
             positions=positions or {"f": 10},
@@ -33,8 +38,39 @@ def _write(store: SQLiteStore, on_time=(), *, late=(), letters=(), close=None, p
     )
 
 
-def test_redelivered_records_are_duplicates_not_second_counts(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
+def _close_through(store: Store, through_ms: int) -> None:
+    """Close windows ending by ``through_ms`` the way each store does: SQLite when a batch
+    says so, PostgreSQL from the partitions' watermarks when the lease holder looks."""
+    store.write_batch(BatchWrite([], [], [], {"f": through_ms}, {}, through_ms))
+    store.pending_windows()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    """``make_store(name)`` opens store ``name`` (again, if it was opened before)."""
+    urls: dict[str, str] = {}
+    opened: list[Store] = []
+
+    def make(name: str = "s", **options: Any) -> Store:
+        store: Store
+        if request.param == "sqlite":
+            store = SQLiteStore(tmp_path / f"{name}.db", **options)
+        else:
+            from monitor.store.postgres import PostgresStore
+
+            server = request.getfixturevalue("postgres_server")
+            url = urls.setdefault(name, server.new_database())
+            store = PostgresStore(url, lateness_ms=0, partial_after_ms=60_000, **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def test_redelivered_records_are_duplicates_not_second_counts(make_store: Callable[..., Store]):
+    store = make_store()
     first = _write(store, [_scored("a", 1_000, 0), _scored("b", 2_000, 1)])
     again = _write(store, [_scored("a", 1_000, 0), _scored("c", 3_000, 2)])
     assert (first.accepted, first.duplicates) == (2, 0)
@@ -45,15 +81,18 @@ def test_redelivered_records_are_duplicates_not_second_counts(tmp_path: Path):
     assert sorted(contents.scores["score"].tolist()) == [0.0, 1.0, 2.0]
 
 
-def test_same_id_in_two_windows_counts_in_each(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
+def test_same_id_in_two_windows_counts_in_each(make_store: Callable[..., Store]):
+    store = make_store()
     outcome = _write(store, [_scored("a", 1_000, 0), _scored("a", SIZE + 1, 1)])
     assert outcome.accepted == 2
 
 
-def test_late_candidate_is_duplicate_when_already_stored_else_late(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
+def test_late_candidate_is_duplicate_when_already_stored_else_late(
+    make_store: Callable[..., Store],
+):
+    store = make_store()
     _write(store, [_scored("a", 1_000, 0)])
+    _close_through(store, SIZE)
     outcome = _write(store, late=[_scored("a", 1_000, 0), _scored("z", 1_500, 5)])
     assert outcome.duplicates == 1
     assert [letter.record_id for letter in outcome.late] == ["z"]
@@ -61,23 +100,23 @@ def test_late_candidate_is_duplicate_when_already_stored_else_late(tmp_path: Pat
     assert store.window_contents(Window(0, SIZE)).late_count == 1
 
 
-def test_state_positions_and_closing_are_persisted(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
-    outcome = _write(
-        store, [_scored("a", 1_000, 0), _scored("b", SIZE + 5, 1)], close=SIZE, positions={"f": 99}
-    )
-    assert list(outcome.closed) == [Window(0, SIZE)]
+def test_state_positions_and_closing_are_persisted(make_store: Callable[..., Store]):
+    store = make_store()
+    _write(store, [_scored("a", 1_000, 0), _scored("b", SIZE + 5, 1)], positions={"f": 99})
+    _close_through(store, SIZE)
     store.close()
-    reopened = SQLiteStore(tmp_path / "s.db")
-    assert reopened.load_state().positions == {"f": 99}
+    reopened = make_store()
+    claimed = reopened.claim_partitions({"f", "g"})
+    assert claimed.positions == {"f": 99}
+    assert claimed.watermark == {"f": SIZE}
     assert reopened.pending_windows() == [Window(0, SIZE)]
     reopened.save_result(Window(0, SIZE), {"metrics": {"count": 1}})
     assert reopened.pending_windows() == []
     assert reopened.results() == [(Window(0, SIZE), {"metrics": {"count": 1}})]
 
 
-def test_dead_letters_dedupe_by_position_and_count_per_window(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
+def test_dead_letters_dedupe_by_position_and_count_per_window(make_store: Callable[..., Store]):
+    store = make_store()
     letter = DeadLetter(DeadLetterReason.INVALID_JSON, "bad", b"{", Position("f", 7))
     _write(store, [_scored("a", 1_000, 0)], letters=[(letter, Window(0, SIZE))])
     again = _write(store, letters=[(letter, Window(0, SIZE))])
@@ -85,9 +124,10 @@ def test_dead_letters_dedupe_by_position_and_count_per_window(tmp_path: Path):
     assert store.window_contents(Window(0, SIZE)).invalid_by_reason == {"invalid_json": 1}
 
 
-def test_prune_drops_rows_of_old_evaluated_windows_only(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "s.db")
-    _write(store, [_scored("a", 1_000, 0), _scored("b", SIZE + 1, 1)], close=SIZE)
+def test_prune_drops_rows_of_old_evaluated_windows_only(make_store: Callable[..., Store]):
+    store = make_store()
+    _write(store, [_scored("a", 1_000, 0), _scored("b", SIZE + 1, 1)])
+    _close_through(store, SIZE)
     store.save_result(Window(0, SIZE), {"metrics": {}})
     assert store.prune(windows_before_ms=SIZE + 1, letters_before_ms=0) == 1
     assert store.window_contents(Window(0, SIZE)).count == 0
@@ -120,16 +160,18 @@ def test_schema_version_mismatch_is_refused(tmp_path: Path):
 def _with_vector(record_id: str, ts_ms: int, value: float) -> ScoredRecord:
     base = _scored(record_id, ts_ms, 0)
     vector = np.full(4, value, dtype=np.float32)
-    return ScoredRecord(base.record, base.window, base.scores, {"emb": vector})
+    return ScoredRecord(base.record, base.window, base.scores, {"emb": vector}, raw=b"raw")
 
 
-def test_vector_sample_is_bounded_order_free_and_ignores_redelivery(tmp_path: Path):
+def test_vector_sample_is_bounded_order_free_and_ignores_redelivery(
+    make_store: Callable[..., Store],
+):
     items = [_with_vector(f"id-{i}", 1_000 + i, float(i)) for i in range(50)]
-    forward = SQLiteStore(tmp_path / "a.db", vector_sample=10)
+    forward = make_store("a", vector_sample=10)
     for start in range(0, 50, 7):
         _write(forward, items[start : start + 7])
     _write(forward, items[:20])  # re-delivery
-    backward = SQLiteStore(tmp_path / "b.db", vector_sample=10)
+    backward = make_store("b", vector_sample=10)
     _write(backward, list(reversed(items)))
     window = Window(0, SIZE)
     a, b = forward.window_contents(window), backward.window_contents(window)

@@ -77,6 +77,7 @@ so the probes, the Service and the config cannot disagree.
 {{- end }}
 {{- /* Every secret the config names must come from secrets.env, and not optionally. */}}
 {{- $needed := list (dig "api" "token_env" "ALIGNWATCH_API_TOKEN" .Values.config) }}
+{{- $needed = concat $needed (compact (list (dig "store" "url_env" "" .Values.config))) }}
 {{- $sinks := concat (dig "alerts" "sinks" list .Values.config) (dig "triggers" "sinks" list .Values.config) }}
 {{- range $sinks }}
 {{- $needed = concat $needed (compact (list (default "" .secret_env) (default "" .routing_key_env))) }}

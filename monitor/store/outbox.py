@@ -1,43 +1,21 @@
-"""The outbox and alert-rule state in SQLite: written with the window result, so an alert
-is never decided without being queued, nor queued twice."""
+"""The outbox and alert-rule state: written with the window result, so an alert is never
+decided without being queued, nor queued twice (a window is saved as evaluated only once,
+whichever worker evaluated it)."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from monitor.errors import AlreadyEvaluated
 from monitor.store.base import OutboxItem
+from monitor.store.sql import SqlTables
 from monitor.windows import Window
 
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id TEXT NOT NULL,
-    sink TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    created_ms INTEGER NOT NULL,
-    next_attempt_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
-    last_error TEXT,
-    PRIMARY KEY (id, sink)
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_ms);
-CREATE TABLE IF NOT EXISTS rule_states (rule TEXT PRIMARY KEY, state BLOB NOT NULL);
-"""
 
-
-class OutboxTables:
-    """Mixed into SQLiteStore, which provides the connection, lock and transactions."""
-
-    _db: sqlite3.Connection
-    _lock: threading.RLock
-
-    def _transaction(self) -> Any: ...
-
+class OutboxTables(SqlTables):
     def save_result(
         self,
         window: Window,
@@ -47,41 +25,46 @@ class OutboxTables:
         outbox: Sequence[OutboxItem] = (),
     ) -> None:
         with self._lock, self._transaction():
-            self._db.execute(
-                "UPDATE windows SET status = 'evaluated', result = ? WHERE start_ms = ?",
+            saved = self._run(
+                "UPDATE windows SET status = 'evaluated', result = ? "
+                "WHERE start_ms = ? AND status = 'closed'",
                 (orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY), window.start_ms),
             )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO rule_states VALUES (?, ?)",
+            if saved == 0:
+                # Rolls the transaction back: another evaluator saved this window first.
+                raise AlreadyEvaluated(f"window {window.iso_start()} is not waiting for a result")
+            self._run_many(
+                "INSERT INTO rule_states VALUES (?, ?) "
+                "ON CONFLICT (rule) DO UPDATE SET state = excluded.state",
                 [(rule, orjson.dumps(dict(state))) for rule, state in (rule_states or {}).items()],
             )
-            self._db.executemany(
-                "INSERT OR IGNORE INTO outbox (id, sink, payload, created_ms, next_attempt_ms, "
-                "status) VALUES (?, ?, ?, ?, ?, 'pending')",
+            self._run_many(
+                "INSERT INTO outbox (id, sink, payload, created_ms, next_attempt_ms, "
+                "status) VALUES (?, ?, ?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
                 [(i.id, i.sink, i.payload, i.created_ms, i.created_ms) for i in outbox],
             )
 
     def rule_states(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            rows = self._db.execute("SELECT rule, state FROM rule_states").fetchall()
+            rows = self._rows("SELECT rule, state FROM rule_states")
         return {rule: orjson.loads(state) for rule, state in rows}
 
     def due_outbox(self, now_ms: int, limit: int) -> list[OutboxItem]:
         with self._lock:
-            rows = self._db.execute(
+            rows = self._rows(
                 "SELECT id, sink, payload, created_ms, attempts FROM outbox "
                 "WHERE status = 'pending' AND next_attempt_ms <= ? "
                 "ORDER BY next_attempt_ms LIMIT ?",
                 (now_ms, limit),
-            ).fetchall()
-        return [OutboxItem(*row) for row in rows]
+            )
+        return [OutboxItem(i, sink, bytes(p), c, a) for i, sink, p, c, a in rows]
 
     def outbox_settle(
         self, item: OutboxItem, status: str, *, next_attempt_ms: int = 0, error: str | None = None
     ) -> None:
         """``sent``, ``failed``, or ``pending`` again with one more attempt counted."""
         with self._lock, self._transaction():
-            self._db.execute(
+            self._run(
                 "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_ms = ?, "
                 "last_error = ? WHERE id = ? AND sink = ?",
                 (status, next_attempt_ms, error, item.id, item.sink),
@@ -90,25 +73,21 @@ class OutboxTables:
     def outbox_wake(self) -> int:
         """Make every pending item due now (at start-up: what waited is resent at once)."""
         with self._lock, self._transaction():
-            return self._db.execute(
-                "UPDATE outbox SET next_attempt_ms = 0 WHERE status = 'pending'"
-            ).rowcount
+            return self._run("UPDATE outbox SET next_attempt_ms = 0 WHERE status = 'pending'")
 
     def outbox_counts(self) -> dict[str, int]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT status, COUNT(*) FROM outbox GROUP BY status"
-            ).fetchall()
+            rows = self._rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         return {"pending": 0, "sent": 0, "failed": 0} | dict(rows)
 
     def outbox_entries(self, limit: int) -> list[dict[str, Any]]:
         """The newest outbox entries with their delivery state (for the API)."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._rows(
                 "SELECT id, sink, payload, status, attempts, last_error FROM outbox "
                 "ORDER BY created_ms DESC, id LIMIT ?",
                 (limit,),
-            ).fetchall()
+            )
         return [
             {
                 "id": id_,
