@@ -12,7 +12,10 @@ side by side in one run:
 - total: seconds from launching the workers until every record is stored.
 
 A last row runs one worker on a SQLite store over the same topic: the single-worker default,
-for what the shared store costs.
+for what the shared store costs. A second table is the store alone: 1, 2 and 3 processes
+calling ``write_batch`` with ready-made batches of 500 scored records (no Kafka, no
+scoring), each on partitions of its own: the ceiling the store's write rate puts on
+workers, on this machine.
 
 The machine's core count is printed beside them: workers share its cores with the broker
 and the database here, so the ratios are a floor for workers on hosts of their own.
@@ -21,6 +24,7 @@ and the database here, so the ratios are a floor for workers on hosts of their o
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -129,11 +133,51 @@ def _run(config: Path, url: str, workers: int, total: int) -> tuple[float, float
     return (n90 - n10) / (t90 - t10), elapsed
 
 
+def _write_only(url: str, writer: int, batches: int) -> None:
+    from monitor.records import Position, Record
+    from monitor.store import BatchWrite, ScoredRecord
+    from monitor.store.postgres import PostgresStore
+    from monitor.windows import window_of
+
+    scores = {"tokens": 12.0, "refusal": 0.0}
+
+    partition = f"bench:{writer}"
+    store = PostgresStore(url, lateness_ms=60_000, partial_after_ms=600_000)
+    store.claim_partitions({partition})
+    try:
+        for batch in range(batches):
+            scored = []
+            for index in range(500):
+                offset = batch * 500 + index
+                ts_ms = START_MS + offset * 10
+                position = Position(partition, offset)
+                record = Record(f"{writer}-{offset}", ts_ms, "m", "p", "r", position)
+                scored.append(ScoredRecord(record, window_of(ts_ms, 300_000), scores))
+            store.write_batch(
+                BatchWrite(scored, [], [], {partition: ts_ms}, {partition: offset + 1}, None)
+            )
+    finally:
+        store.close()
+
+
+def _store_rate(database: PostgresServer, writers: int, batches: int) -> float:
+    """Records/s written by ``writers`` processes into one fresh database."""
+    from monitor.store.postgres import PostgresStore
+
+    url = database.new_database()
+    PostgresStore(url, lateness_ms=0, partial_after_ms=1).close()  # the schema, untimed
+    started = time.monotonic()
+    with multiprocessing.get_context("spawn").Pool(writers) as pool:
+        pool.starmap(_write_only, [(url, writer, batches) for writer in range(writers)])
+    return writers * batches * 500 / (time.monotonic() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--store-batches", type=int, default=100, help="per writer, 500 each")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -162,6 +206,7 @@ def main() -> None:
         results["1 (SQLite)"] = _run(
             _config(folder, broker, topic, sqlite_path, 1), sqlite_path, 1, args.records
         )
+        store_only = {n: _store_rate(database, n, args.store_batches) for n in args.workers}
     base = results[str(args.workers[0])][0]
     print(
         f"{args.records:,} records, {args.partitions} partitions, light scorers, "
@@ -171,6 +216,11 @@ def main() -> None:
     print(f"{'workers':>10} {'steady rec/s':>13} {'vs first':>9} {'total s':>8}")
     for workers, (rate, elapsed) in results.items():
         print(f"{workers:>10} {rate:>13,.0f} {rate / base:>8.2f}x {elapsed:>8.1f}")
+    print(f"store alone: write_batch of 500 records, {args.store_batches} batches per writer")
+    print(f"{'writers':>10} {'records/s':>13} {'vs first':>9}")
+    first = store_only[args.workers[0]]
+    for writers, rate in store_only.items():
+        print(f"{writers:>10} {rate:>13,.0f} {rate / first:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ an exclusive one, so a window never closes under a batch that is writing into it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -389,7 +390,12 @@ class PostgresStore(OutboxTables, FeedbackTables):
         return tuple(orjson.loads(rows[0][0])) if rows and rows[0][0] is not None else ()
 
     def close(self) -> None:
+        """Hands the lease back first, so that another worker can take it at once (it would
+        anyway once this connection is gone, a moment after the server notices)."""
         with self._lock, self._lease_lock:
+            if self._leased and self._lease_db is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._lease_db.execute("SELECT pg_advisory_unlock(%s)", (EVALUATION_LEASE,))
             for connection in (self._db, self._lease_db):
                 if connection is not None:
                     connection.close()

@@ -65,3 +65,24 @@ def test_listing_has_the_documented_fields():
         "value": 0.5,
         "threshold": 0.1,
     }
+
+
+def test_rule_states_restored_from_the_store_skip_trigger_states():
+    """Alert rule and trigger states share one table; an evaluator (a new lease holder, or a
+    restart) restores the rules' and carries on where the previous one stopped."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.alerting.stage import AlertStage
+    from monitor.config import AlertsConfig
+    from monitor.metrics import Metrics
+
+    stage = AlertStage(AlertsConfig(rules=[RULE]), Metrics(CollectorRegistry()), enqueue=False)
+    stage.restore(
+        {
+            "toxic": {"consecutive": 1, "firing": False, "since_ms": None, "notified_ms": None},
+            "trigger:retrain": {"consecutive": 4, "fired_ms": 600_000},
+        }
+    )
+    decision = stage.decide(Window(300_000, 600_000), {"toxicity_mean": 0.5})
+    assert [alert["state"] for alert in decision.listed] == ["firing"], "the second window fires"
+    assert set(decision.rule_states) == {"toxic"}

@@ -4,11 +4,16 @@ never move back, one lease holder, one saved result per window."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 
-from monitor.errors import AlreadyEvaluated
+from monitor.errors import AlreadyEvaluated, StoreError
+from monitor.evaluation import Evaluator
+from monitor.metrics import Metrics
 from monitor.records import DeadLetterReason, Position, Record
 from monitor.store import BatchWrite, OutboxItem, ScoredRecord
 from monitor.store.postgres import PostgresStore
@@ -79,6 +84,12 @@ def test_a_stalled_window_closes_partially_naming_the_missing_partitions(url: st
         assert contents.count == 1
         later = store.window_contents(Window(SIZE, 2 * SIZE))
         assert later.missing_partitions == ("t:0", "t:2")
+        registry = CollectorRegistry()
+        Evaluator(store, Metrics(registry), [0.5]).evaluate_pending()
+        results = {window.start_ms: result for window, result in store.results()}
+        assert results[0]["missing_partitions"] == ["t:2"]
+        assert results[SIZE]["missing_partitions"] == ["t:0", "t:2"]
+        assert registry.get_sample_value("alignwatch_windows_partial_total") == 2
         # A record of the closed window that arrives afterwards is late, never counted.
         outcome = store.write_batch(_batch(_scored("v", 2_000, "t:2", 0)))
         assert outcome.accepted == 0
@@ -112,14 +123,28 @@ def test_positions_and_watermarks_never_move_back(stores: list[PostgresStore]):
 def test_one_lease_holder_and_the_lease_moves_when_it_goes(url: str):
     first = PostgresStore(url, lateness_ms=0, partial_after_ms=1)
     second = PostgresStore(url, lateness_ms=0, partial_after_ms=1)
+    third = PostgresStore(url, lateness_ms=0, partial_after_ms=1)
     try:
         assert first.evaluation_lease() is True
         assert second.evaluation_lease() is False
         assert first.evaluation_lease() is True, "the holder keeps it"
-        first.close()
+        first.close()  # a clean stop hands the lease back
         assert second.evaluation_lease() is True
+        assert third.evaluation_lease() is False
+        # A holder that dies: its connection goes without a word; the server frees the lock
+        # once it notices (a moment on loopback).
+        assert second._lease_db is not None
+        backend = second._lease_db.info.backend_pid
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        deadline = time.monotonic() + 10
+        while not third.evaluation_lease():
+            assert time.monotonic() < deadline, "the lease never moved"
+            time.sleep(0.05)
+        assert second.evaluation_lease() is False, "the lost holder knows it lost the lease"
     finally:
         second.close()
+        third.close()
 
 
 def test_a_window_result_and_its_notifications_are_saved_once(stores: list[PostgresStore]):
@@ -139,3 +164,23 @@ def test_a_window_result_and_its_notifications_are_saved_once(stores: list[Postg
     assert b.results() == [(Window(0, SIZE), {"metrics": {"count": 1}})]
     assert [entry["id"] for entry in b.outbox_entries(10)] == ["alert:r:0:firing"]
     assert b.rule_states() == {}, "the refused save wrote nothing"
+
+
+def test_a_database_restart_fails_one_write_then_the_store_reconnects():
+    from tests.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        store = PostgresStore(server.new_database(), lateness_ms=0, partial_after_ms=60_000)
+        try:
+            store.claim_partitions({"t:0"})
+            store.write_batch(_batch(_scored("a", 1_000, "t:0", 0)))
+            server.restart()
+            with pytest.raises(StoreError):
+                store.write_batch(_batch(_scored("b", 2_000, "t:0", 1)))
+            # The daemon retries the same batch: nothing of the failed attempt was kept.
+            outcome = store.write_batch(_batch(_scored("b", 2_000, "t:0", 1)))
+            assert (outcome.accepted, outcome.duplicates) == (1, 0)
+            assert store.claim_partitions({"t:0"}).positions == {"t:0": 2}
+            assert store.evaluation_lease() is True
+        finally:
+            store.close()

@@ -1,7 +1,7 @@
 """Three workers, one consumer group, one PostgreSQL store, on the real broker and database:
 30,000 records over 6 partitions; the lease holder is SIGKILLed mid-run and a fresh worker
-joins later. Per-window counts, metrics and alerts equal a single worker's run over the same
-input; every window is evaluated once; no alert is sent twice."""
+joins later. Per-window counts, metrics, drift results and alerts equal a single worker's run
+over the same input; every window is evaluated once; no alert is sent twice."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def _common(receiver_url: str) -> dict[str, Any]:
         ],
         "windows": {"size": "1m", "allowed_lateness": "5s", "idle_close_after": "3s"},
         "evaluation": {"interval": "200ms"},
+        # The reference (first three windows) is built by whichever worker holds the lease.
+        "drift": {
+            "enabled": True,
+            "reference": {"mode": "first_windows", "windows": 3},
+            "tests": [{"type": "ks"}, {"type": "chi2"}],
+        },
         "alerts": {
             "rules": [
                 {
@@ -156,6 +162,7 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
     expected, expected_alerts = _single_worker_run(records, write_config, tmp_path)
     assert sum(r["metrics"]["count"] for r in expected.values()) == TOTAL
     assert len(expected) >= 25 and expected_alerts, "the input must span windows and alerts"
+    assert sum(bool(r["drift"].get("tests")) for r in expected.values()) >= 25
 
     with Receiver().running() as hook:
         config = _config(
@@ -169,7 +176,11 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
         )
         workers = [DaemonProcess(config) for _ in range(3)]
         try:
-            workers[0].wait_for(lambda: _stored(postgres_url) >= 6_000, 120, "6,000 records")
+            workers[0].wait_for(
+                lambda: _stored(postgres_url) >= 6_000 and _lease_holder(postgres_url) is not None,
+                120,
+                "6,000 records and a lease holder",
+            )
             leader = _lease_holder(postgres_url)
             killed = next(w for w in workers if w.process.pid == leader)
             killed.kill()
@@ -204,6 +215,7 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
     for start, result in stored.items():
         assert result["metrics"] == expected[start]["metrics"], f"window {start}"
         assert result["alerts"] == expected[start]["alerts"], f"window {start}"
+        assert result["drift"] == expected[start]["drift"], f"window {start}"
         assert result["missing_partitions"] == []
     assert _stored(postgres_url) == TOTAL
 
