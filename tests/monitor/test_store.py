@@ -180,3 +180,45 @@ def test_vector_sample_is_bounded_order_free_and_ignores_redelivery(
     expected = sorted(range(50), key=lambda i: sample_key(f"id-{i}"))[:10]
     assert a.vectors["emb"][:, 0].tolist() == [float(i) for i in expected]
     assert a.vector_prompts["emb"] == ("p",) * 10
+
+
+def test_feedback_texts_references_and_outbox_round_trip(make_store: Callable[..., Store]):
+    """The reads and small tables every store shares (monitor/store/sql.py)."""
+    from monitor.store import OutboxItem
+
+    store = make_store()
+    kept = ScoredRecord(
+        Record("t-1", 1_000, "m", "the prompt", "the reply", Position("f", 0), {"segment": "a"}),
+        Window(0, SIZE),
+        {"score": 0.5},
+        keep_text=True,
+        raw=b"raw",
+    )
+    _write(store, [kept, _scored("t-2", 2_000, 1)])
+    known = store.add_feedback("t-1", "harmful", "rude", "ann")
+    unknown = store.add_feedback("nope", "ok", None, None)
+    assert (known.known, known.window_start_ms) == (True, 0)
+    assert (unknown.known, unknown.window_start_ms) == (False, None)
+    assert unknown.id > known.id
+    assert store.feedback_counts(Window(0, SIZE)) == {"harmful": 1}
+    assert store.flagged_record_ids(["harmful", "biased"], [0]) == [("t-1", "harmful")]
+    texts = store.records_with_texts([0], ["t-2"])
+    assert [(r["id"], r.get("prompt")) for r in texts] == [("t-1", "the prompt"), ("t-2", None)]
+
+    store.save_reference("ref-a", "first_windows", b"A")
+    store.save_reference("ref-b", "first_windows", b"B")
+    assert store.latest_reference("first_windows") == b"B"
+    assert store.latest_reference("baseline") is None
+
+    _close_through(store, SIZE)
+    item = OutboxItem("alert:x:0:firing", "hook", b'{"kind": "alert"}', 5)
+    store.save_result(Window(0, SIZE), {"metrics": {"count": 2}}, outbox=[item])
+    assert store.due_outbox(10, 10) == [item]
+    store.outbox_settle(item, "pending", next_attempt_ms=100, error="HTTP 500")
+    assert store.due_outbox(10, 10) == []
+    assert store.outbox_wake() == 1
+    store.outbox_settle(store.due_outbox(10, 10)[0], "sent")
+    assert store.outbox_counts() == {"pending": 0, "sent": 1, "failed": 0}
+    assert store.outbox_entries(5)[0]["attempts"] == 2
+    assert store.evaluated_windows(limit=5) == [Window(0, SIZE)]
+    assert store.results_for([Window(0, SIZE)]) == [(Window(0, SIZE), {"metrics": {"count": 2}})]
