@@ -9,7 +9,12 @@ Per micro-batch, in this order:
   5. deliver the batch's dead letters and wait until they are durable, retrying likewise;
   6. only then commit the source positions.
 A crash anywhere before 6 re-delivers the batch; the store counts re-delivered records
-as duplicates, so windows are neither short nor double-counted.
+as duplicates, so windows are neither short nor double-counted. A partition the source is
+given starts at the store's position for it, which the commits in 6 only trail.
+
+On a schedule, the holder of the store's evaluation lease (always this process with
+SQLite; one worker of the group with a shared PostgreSQL store) closes, evaluates and
+prunes windows and delivers the outbox.
 """
 
 from __future__ import annotations
