@@ -177,14 +177,14 @@ class PostgresStore(OutboxTables, FeedbackTables):
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
-            cursor = self._conn().execute(_pg(sql), params)
+            cursor = self._conn().execute(_pg(sql), _text_safe(params))
             return cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            return self._conn().execute(_pg(sql), params).rowcount
+            return self._conn().execute(_pg(sql), _text_safe(params)).rowcount
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
@@ -193,7 +193,7 @@ class PostgresStore(OutboxTables, FeedbackTables):
             return 0
         try:
             with self._conn().cursor() as cursor:
-                cursor.executemany(_pg(sql), rows)
+                cursor.executemany(_pg(sql), [_text_safe(row) for row in rows])
                 return cursor.rowcount
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
@@ -401,6 +401,16 @@ class PostgresStore(OutboxTables, FeedbackTables):
                     connection.close()
             self._db = self._lease_db = None
             self._leased = False
+
+
+def _text_safe(params: Sequence[Any]) -> list[Any]:
+    """PostgreSQL text cannot hold NUL, which valid JSON can put in an id, a model name or a
+    prompt: it becomes U+FFFD, the same on every write and every lookup, so such a record is
+    stored and found again instead of failing its batch for ever."""
+    return [
+        value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+        for value in params
+    ]
 
 
 def _pg(sql: str) -> str:

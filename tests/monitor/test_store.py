@@ -222,3 +222,23 @@ def test_feedback_texts_references_and_outbox_round_trip(make_store: Callable[..
     assert store.outbox_entries(5)[0]["attempts"] == 2
     assert store.evaluated_windows(limit=5) == [Window(0, SIZE)]
     assert store.results_for([Window(0, SIZE)]) == [(Window(0, SIZE), {"metrics": {"count": 2}})]
+
+
+def test_nul_characters_in_ids_models_and_prompts_are_stored_and_found_again(
+    make_store: Callable[..., Store],
+):
+    """Valid JSON may carry U+0000 (PostgreSQL text cannot): the record is still counted once,
+    re-delivery is still a duplicate, feedback still finds it."""
+    store = make_store()
+    record = Record("id\x00x", 1_000, "model\x00", "p\x00", "r", Position("f", 0), {})
+    vector = {"emb": np.ones(3, dtype=np.float32)}
+    scored = ScoredRecord(record, Window(0, SIZE), {"score": 1.0}, vector, raw=b"raw")
+    letter = DeadLetter(DeadLetterReason.INVALID_JSON, "bad \x00", b"{\x00", Position("f", 1))
+    first = _write(store, [scored], letters=[(letter, Window(0, SIZE))])
+    again = _write(store, [scored])
+    assert (first.accepted, first.new_dead_letters, again.duplicates) == (1, 1, 1)
+    assert store.add_feedback("id\x00x", "harmful", "note \x00", None).known is True
+    contents = store.window_contents(Window(0, SIZE))
+    assert contents.count == 1
+    assert contents.invalid_by_reason == {"invalid_json": 1}
+    assert contents.vectors["emb"].shape == (1, 3)
