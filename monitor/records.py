@@ -19,6 +19,9 @@ MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 7_258_118_400_000
 
 
+MAX_ID_CHARS = 512
+
+
 class DeadLetterReason(enum.StrEnum):
     TOO_LARGE = "too_large"
     INVALID_UTF8 = "invalid_utf8"
@@ -125,6 +128,11 @@ def _record(doc: dict[str, Any], ts_ms: int, position: Position) -> Record:
             )
     if not doc["id"]:
         raise _Invalid(DeadLetterReason.WRONG_TYPE, "'id' must not be empty")
+    if len(doc["id"]) > MAX_ID_CHARS:
+        # Ids are index keys (PostgreSQL refuses index entries past about 2.7 kB).
+        raise _Invalid(
+            DeadLetterReason.WRONG_TYPE, f"'id' is longer than {MAX_ID_CHARS} characters"
+        )
     context = doc.get("context")
     if context is not None and not isinstance(context, str):
         raise _Invalid(

@@ -57,6 +57,7 @@ def test_each_malformed_kind_gets_its_reason(raw: bytes, reason: str):
         ({**VALID, "ts": True}, DeadLetterReason.WRONG_TYPE, "'ts'"),
         ({**VALID, "ts": 5}, DeadLetterReason.TIMESTAMP_OUT_OF_RANGE, "outside"),
         ({**VALID, "id": ""}, DeadLetterReason.WRONG_TYPE, "'id'"),
+        ({**VALID, "id": "x" * 513}, DeadLetterReason.WRONG_TYPE, "longer than 512"),
         ({**VALID, "context": 3}, DeadLetterReason.WRONG_TYPE, "'context'"),
         ({**VALID, "metadata": [1]}, DeadLetterReason.INVALID_METADATA, "object"),
         (

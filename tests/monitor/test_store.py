@@ -242,3 +242,18 @@ def test_nul_characters_in_ids_models_and_prompts_are_stored_and_found_again(
     assert contents.count == 1
     assert contents.invalid_by_reason == {"invalid_json": 1}
     assert contents.vectors["emb"].shape == (1, 3)
+
+
+def test_the_longest_id_the_record_contract_allows_is_stored(make_store: Callable[..., Store]):
+    """Ids are index keys; 512 four-byte characters, incompressible, stay under PostgreSQL's
+    btree limit."""
+    import random
+
+    from monitor.records import MAX_ID_CHARS
+
+    store = make_store()
+    rng = random.Random(0)
+    longest = "".join(chr(rng.randrange(0x10000, 0x10FFFF)) for _ in range(MAX_ID_CHARS))
+    record = Record(longest, 1_000, "m", "p", "r", Position("f", 0), {})
+    assert _write(store, [ScoredRecord(record, Window(0, SIZE), {"s": 1.0})]).accepted == 1
+    assert store.records_with_texts([], [longest])[0]["id"] == longest
