@@ -27,7 +27,6 @@ import argparse
 import multiprocessing
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,6 @@ import uuid
 from pathlib import Path
 
 import orjson
-import psycopg
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,29 +44,18 @@ from kafka import KafkaAdminClient, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 
 from tests.broker.kafka_broker import KafkaBroker  # noqa: E402
+from tests.daemon_process import stored_records as sqlite_stored_records  # noqa: E402
 from tests.generate import make_records  # noqa: E402
-from tests.postgres_server import PostgresServer  # noqa: E402
+from tests.postgres_server import PostgresServer, stored_records  # noqa: E402
 
 START_MS = 1_793_610_000_000
 
 
 def _stored(url: str) -> int:
     """Records stored so far, in a PostgreSQL URL or a SQLite file path."""
-    if not url.startswith("postgresql://"):
-        if not Path(url).exists():
-            return 0
-        connection = sqlite3.connect(f"file:{url}?mode=ro", uri=True, timeout=5)
-        try:
-            return connection.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
-        finally:
-            connection.close()
-    with psycopg.connect(url, autocommit=True) as connection:
-        try:
-            return connection.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        except psycopg.errors.UndefinedTable:
-            return 0
+    if url.startswith("postgresql://"):
+        return stored_records(url)
+    return sqlite_stored_records(Path(url))
 
 
 def _config(folder: Path, broker: KafkaBroker, topic: str, url: str, workers: int) -> Path:

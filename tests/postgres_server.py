@@ -17,11 +17,11 @@ import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from tests.net import free_port
 
-__all__ = ["PostgresServer", "find_bindir"]
+__all__ = ["PostgresServer", "find_bindir", "query", "stored_records"]
 
 USER = "alignwatch"
 
@@ -145,3 +145,19 @@ class PostgresServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read a store's database from outside; nothing before its schema exists."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        try:
+            return connection.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def stored_records(url: str) -> int:
+    rows = query(url, "SELECT COUNT(*) FROM records")
+    return int(rows[0][0]) if rows else 0

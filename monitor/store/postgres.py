@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -198,11 +198,8 @@ class PostgresStore(OutboxTables, FeedbackTables):
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
 
-    def _transaction(self) -> AbstractContextManager[None]:
-        return self._transaction_scope()
-
     @contextmanager
-    def _transaction_scope(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[None]:
         try:
             with self._conn().transaction():
                 yield

@@ -153,20 +153,24 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             )
 
     def claim_partitions(self, partitions: Iterable[str]) -> SavedState:
-        wanted = set(partitions)
+        wanted = frozenset(partitions)
         with self._lock:
-            rows = dict(
-                self._db.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('watermark', 'positions')"
-                ).fetchall()
-            )
-        watermark = orjson.loads(rows.get("watermark", b"{}"))
-        positions = orjson.loads(rows.get("positions", b"{}"))
+            watermark, positions = self._progress()
         return SavedState(
-            partitions=frozenset(wanted),
+            partitions=wanted,
             watermark={p: ts for p, ts in watermark.items() if p in wanted},
             positions={p: offset for p, offset in positions.items() if p in wanted},
         )
+
+    def _progress(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Every partition's stored watermark and position."""
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('watermark', 'positions')"
+            ).fetchall()
+        )
+        watermark = orjson.loads(rows.get("watermark", b"{}"))
+        return watermark, orjson.loads(rows.get("positions", b"{}"))
 
     def evaluation_lease(self) -> bool:
         """Always: a SQLite store has one worker."""
@@ -179,11 +183,14 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             duplicates, late = self._split_late(batch.late_candidates)
             duplicates += len(batch.on_time) - accepted
             new_letters = self._insert_dead_letters([*batch.dead_letters, *late])
+            # This batch's partitions over the stored ones: a partition revoked from this
+            # worker keeps its last state for whoever is assigned it next.
+            watermark, positions = self._progress()
             self._db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [
-                    ("watermark", orjson.dumps(self._merged("watermark", batch.watermark))),
-                    ("positions", orjson.dumps(self._merged("positions", batch.positions))),
+                    ("watermark", orjson.dumps({**watermark, **batch.watermark})),
+                    ("positions", orjson.dumps({**positions, **batch.positions})),
                 ],
             )
             closed = (
@@ -196,12 +203,6 @@ class SQLiteStore(OutboxTables, FeedbackTables):
             new_dead_letters=new_letters,
             closed=tuple(closed),
         )
-
-    def _merged(self, key: str, values: dict[str, int] | Any) -> dict[str, int]:
-        """This batch's partitions over the stored ones: a partition revoked from this worker
-        keeps its last state for whoever is assigned it next."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return {**(orjson.loads(row[0]) if row else {}), **values}
 
     def _sample_vectors(self, scored: Sequence[ScoredRecord]) -> None:
         rows = [(w, n, k, i, v, p) for w, n, _, k, i, v, p in self._vector_rows(scored)]

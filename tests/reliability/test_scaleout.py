@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from kafka import KafkaProducer
 
@@ -23,6 +22,7 @@ from monitor.store.sqlite import SQLiteStore
 from tests.daemon_process import DaemonProcess
 from tests.generate import make_records
 from tests.monitor.test_kafka import START, _config, _topic
+from tests.postgres_server import query, stored_records
 from tests.receivers import Receiver
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -73,22 +73,9 @@ def _common(receiver_url: str) -> dict[str, Any]:
     }
 
 
-def _query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as connection:
-        try:
-            return connection.execute(sql, params).fetchall()
-        except psycopg.errors.UndefinedTable:
-            return []
-
-
-def _stored(url: str) -> int:
-    rows = _query(url, "SELECT COUNT(*) FROM records")
-    return rows[0][0] if rows else 0
-
-
 def _lease_holder(url: str) -> int | None:
     """The OS pid of the worker holding the evaluation lease (from its application_name)."""
-    rows = _query(
+    rows = query(
         url,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
@@ -99,9 +86,9 @@ def _lease_holder(url: str) -> int | None:
 
 
 def _diagnosis(url: str, workers: list[DaemonProcess]) -> str:
-    partitions = _query(url, "SELECT name, next_offset, watermark_ms FROM partitions ORDER BY 1")
-    windows = _query(url, "SELECT status, COUNT(*) FROM windows GROUP BY 1")
-    outbox = _query(url, "SELECT status, COUNT(*) FROM outbox GROUP BY 1")
+    partitions = query(url, "SELECT name, next_offset, watermark_ms FROM partitions ORDER BY 1")
+    windows = query(url, "SELECT status, COUNT(*) FROM windows GROUP BY 1")
+    outbox = query(url, "SELECT status, COUNT(*) FROM outbox GROUP BY 1")
     logs = "\n".join(f"--- worker {w.process.pid}\n{w.log_tail(1500)}" for w in workers)
     return f"partitions {partitions}\nwindows {windows}\noutbox {outbox}\n{logs}"
 
@@ -177,7 +164,10 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
         workers = [DaemonProcess(config) for _ in range(3)]
         try:
             workers[0].wait_for(
-                lambda: _stored(postgres_url) >= 6_000 and _lease_holder(postgres_url) is not None,
+                lambda: (
+                    stored_records(postgres_url) >= 6_000
+                    and _lease_holder(postgres_url) is not None
+                ),
                 120,
                 "6,000 records and a lease holder",
             )
@@ -185,12 +175,12 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
             killed = next(w for w in workers if w.process.pid == leader)
             killed.kill()
             survivor = next(w for w in workers if w is not killed)
-            survivor.wait_for(lambda: _stored(postgres_url) >= 15_000, 120, "15,000 records")
+            survivor.wait_for(lambda: stored_records(postgres_url) >= 15_000, 120, "15,000 records")
             workers.append(DaemonProcess(config))
 
             def finished() -> bool:
-                windows = _query(postgres_url, "SELECT status, COUNT(*) FROM windows GROUP BY 1")
-                pending = _query(
+                windows = query(postgres_url, "SELECT status, COUNT(*) FROM windows GROUP BY 1")
+                pending = query(
                     postgres_url, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
                 )
                 return (
@@ -209,7 +199,7 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
 
     stored = {
         start: orjson.loads(result)
-        for start, result in _query(postgres_url, "SELECT start_ms, result FROM windows")
+        for start, result in query(postgres_url, "SELECT start_ms, result FROM windows")
     }
     assert sorted(stored) == sorted(expected)
     for start, result in stored.items():
@@ -217,7 +207,7 @@ def test_three_workers_one_store_match_one_worker_through_a_kill_and_a_join(
         assert result["alerts"] == expected[start]["alerts"], f"window {start}"
         assert result["drift"] == expected[start]["drift"], f"window {start}"
         assert result["missing_partitions"] == []
-    assert _stored(postgres_url) == TOTAL
+    assert stored_records(postgres_url) == TOTAL
 
     evaluations = _evaluations(workers)
     assert sum(evaluations.values()) == len(expected)
